@@ -1,0 +1,431 @@
+"""Load one landing folder into the warehouse's ``raw`` schema, quarantining what the contract refuses.
+
+Every landed record ends up either in ``raw.<table>`` or in ``raw.quarantine`` with a reason, and the counts
+are checked against the manifest before commit (docs/internals.md, "Raw contract"). The per-record work is
+one SQL pass inside DuckDB over the gzipped pages (``read_json_objects``, ``read_csv``, json functions),
+compiled from the declarative specs of :mod:`ingest.sources`, because a Python loop over ~180k records a
+source and day would dominate the run. Python only reads manifests, verifies checksums and splits station
+logs into numbered lines (the line number is the lineage of a truncated line that no JSON reader keeps).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from ingest.landing import sha256_file
+from ingest.settings import TIMEZONE
+from ingest.sources import LAT_RANGE, LNG_RANGE, RAW_TABLES, OrderTime, SourceSpec, spec_for
+
+# Largest response body read_json_objects accepts (its 16 MB default is too tight for a 1000-order page).
+_MAX_PAGE_BYTES = 1 << 30
+_ISO8601 = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})"
+
+
+class LandingError(Exception):
+    """The landing folder must not be loaded: incomplete, unknown source, or a page failed its checksum."""
+
+
+class LoadCountError(Exception):
+    """fetched != loaded + quarantined, or a page holds another number of records than its manifest says."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    source: str
+    business_date: date
+    fetch_id: str
+    fetched: int
+    loaded: int
+    quarantined: int
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def raw_schema_ddl() -> str:
+    """The DDL of every raw table (idempotent), for the loader and for code that relies on the shapes."""
+    record_tables = "\n".join(
+        f"""CREATE TABLE IF NOT EXISTS raw.{table} (
+    record_id VARCHAR NOT NULL,
+    business_date DATE NOT NULL,
+    payload JSON NOT NULL,
+    fetch_id VARCHAR NOT NULL,
+    page_file VARCHAR NOT NULL,
+    record_no INTEGER NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);"""
+        for table in RAW_TABLES
+    )
+    return f"""CREATE SCHEMA IF NOT EXISTS raw;
+{record_tables}
+CREATE TABLE IF NOT EXISTS raw.quarantine (
+    source VARCHAR NOT NULL,
+    business_date DATE NOT NULL,
+    fetch_id VARCHAR NOT NULL,
+    page_file VARCHAR NOT NULL,
+    record_no INTEGER NOT NULL,
+    reason VARCHAR NOT NULL,
+    raw_text VARCHAR NOT NULL,
+    quarantined_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raw.load_audit (
+    source VARCHAR NOT NULL,
+    business_date DATE NOT NULL,
+    fetch_id VARCHAR NOT NULL,
+    fetched BIGINT NOT NULL,
+    loaded BIGINT NOT NULL,
+    quarantined BIGINT NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+"""
+
+
+def load_partition(con_or_path: duckdb.DuckDBPyConnection | str | Path, landing_folder: Path) -> LoadResult:
+    """Replace the (source, business date) partition of ``raw`` with one complete landing folder.
+
+    One transaction: delete the partition from the source's raw table and from ``raw.quarantine``, insert
+    the loaded and the quarantined records, (re)write the fetch's ``raw.load_audit`` row, check the counts,
+    commit. Any failure rolls back, so the previous load of the partition stays as it was.
+    """
+    if isinstance(con_or_path, duckdb.DuckDBPyConnection):
+        return _load(con_or_path, Path(landing_folder))
+    path = Path(con_or_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(path)) as con:
+        return _load(con, Path(landing_folder))
+
+
+def load_many(warehouse_path: str | Path, folders: Iterable[Path]) -> list[LoadResult]:
+    """Load several landing folders over one connection, each in its own transaction, in the given order.
+
+    The first failure raises; the folders loaded before it stay committed (each is a whole partition).
+    """
+    path = Path(warehouse_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(path)) as con:
+        return [_load(con, Path(folder)) for folder in folders]
+
+
+# ------------------------------------------------------------------------------------------ the landing
+
+
+@dataclass(frozen=True)
+class _Page:
+    page_no: int
+    file: str
+    path: Path
+    records: int
+
+
+def _read_manifest(folder: Path) -> tuple[dict, list[_Page]]:
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise LandingError(f"{folder}: no manifest.json")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.get("complete") is not True:
+        raise LandingError(
+            f"{folder}: the fetch is not complete (manifest complete={manifest.get('complete')})"
+        )
+    pages = []
+    for page_no, entry in enumerate(manifest.get("pages", []), start=1):
+        path = folder / entry["file"]
+        if not path.is_file():
+            raise LandingError(f"{folder}: page {entry['file']} is listed in the manifest but missing")
+        digest = sha256_file(path)
+        if digest != entry.get("sha256"):
+            raise LandingError(f"{folder}: page {entry['file']} does not match its sha256 ({digest})")
+        pages.append(_Page(page_no, entry["file"], path.resolve(), int(entry["records"])))
+    return manifest, pages
+
+
+def _stage_records(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pages: list[_Page]) -> None:
+    """Fill temp table _xihu_records(page_no, page_file, record_no, rec JSON, raw_text): one row a record."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _xihu_records "
+        "(page_no INTEGER, page_file VARCHAR, record_no INTEGER, rec JSON, raw_text VARCHAR)"
+    )
+    if not pages:
+        return
+    if spec.page_format == "json":
+        # record_no is the 1-based position in the page's records array.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _xihu_pages (page_no INTEGER, page_file VARCHAR, path VARCHAR)"
+        )
+        con.executemany(
+            "INSERT INTO _xihu_pages VALUES (?, ?, ?)", [(p.page_no, p.file, str(p.path)) for p in pages]
+        )
+        records = _lit(_path(spec.records_path) + "[*]")
+        sql = f"""
+            INSERT INTO _xihu_records
+            SELECT page_no, page_file, unnest(generate_series(1, len(recs))), unnest(recs),
+                   unnest(recs)::VARCHAR
+            FROM (
+                SELECT p.page_no, p.page_file, json_extract(o.json, {records}) AS recs
+                FROM read_json_objects(?, format = 'unstructured', compression = 'gzip', filename = true,
+                                       maximum_object_size = {_MAX_PAGE_BYTES}) AS o
+                JOIN _xihu_pages AS p ON p.path = o.filename
+            )
+        """
+        try:
+            con.execute(sql, [[str(p.path) for p in pages]])
+        except duckdb.InvalidInputException as exc:
+            # The clients land parsed-and-re-encoded bodies, so this is a corrupt landing, not a bad record.
+            raise LandingError(f"{pages[0].path.parent}: a page is not one JSON body ({exc})") from None
+        con.execute("DROP TABLE _xihu_pages")
+    elif spec.page_format == "csv":
+        # One read per page so that row_number() OVER () numbers the rows of one file in file order
+        # (a single-file scan with insertion order preserved); record_no 1 is the first row after the header.
+        for page in pages:
+            con.execute(
+                """
+                INSERT INTO _xihu_records
+                SELECT ?, ?, row_number() OVER (), to_json(t), to_json(t)::VARCHAR
+                FROM read_csv(?, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"',
+                              compression = 'gzip') AS t
+                """,
+                [page.page_no, page.file, str(page.path)],
+            )
+    else:
+        # NDJSON: record_no is the physical line number; blank lines are not records.
+        # Split as bytes, like the stations client that counted the records (bytes.strip: ASCII whitespace).
+        for page in pages:
+            lines = gzip.decompress(page.path.read_bytes()).split(b"\n")
+            numbered = [
+                (no, line.rstrip(b"\r").decode("utf-8", errors="replace"))
+                for no, line in enumerate(lines, start=1)
+                if line.strip()
+            ]
+            con.execute(
+                """
+                INSERT INTO _xihu_records
+                SELECT ?, ?, line_no, CASE WHEN json_valid(line) THEN line::JSON END, line
+                FROM (SELECT unnest(?::INTEGER[]) AS line_no, unnest(?::VARCHAR[]) AS line)
+                """,
+                [page.page_no, page.file, [no for no, _ in numbered], [text for _, text in numbered]],
+            )
+
+
+# ------------------------------------------------------------------------------ spec -> SQL compilation
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _path(dotted: str | None) -> str:
+    """'receiver.lng' -> '$."receiver"."lng"' (quoted, so Chinese CSV headers work as keys too)."""
+    if not dotted:
+        return "$"
+    return "$" + "".join(f'."{part}"' for part in dotted.split("."))
+
+
+def _types(types: tuple[str, ...]) -> str:
+    return ", ".join(_lit(t) for t in types)
+
+
+def _present(v: str) -> str:
+    """A time value that is there: not absent, not JSON null, not an empty string."""
+    return f"({v} IS NOT NULL AND json_type({v}) <> 'NULL' AND json_extract_string({v}, '$') <> '')"
+
+
+def _parse_time(v: str, encoding: str) -> str:
+    """The Asia/Shanghai wall-clock TIMESTAMP of JSON value ``v``, or NULL when not in ``encoding``."""
+    text = f"json_extract_string({v}, '$')"
+    if encoding in ("unix_seconds", "unix_millis"):
+        scale = 1 if encoding == "unix_seconds" else 1000
+        return (
+            f"CASE WHEN json_type({v}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+            f"THEN timezone('{TIMEZONE}', try(to_timestamp({text}::DOUBLE / {scale}))) END"
+        )
+    if encoding == "local_text":
+        return f"CASE WHEN json_type({v}) = 'VARCHAR' THEN try_strptime({text}, '%Y-%m-%d %H:%M:%S') END"
+    return (
+        f"CASE WHEN json_type({v}) = 'VARCHAR' AND regexp_full_match({text}, {_lit(_ISO8601)}) "
+        f"THEN timezone('{TIMEZONE}', TRY_CAST({text} AS TIMESTAMPTZ)) END"
+    )
+
+
+def _time_values(t: OrderTime) -> str:
+    """The list of present time values: one for a plain field, one per matching entry of a status log."""
+    if t.log is None:
+        values = f"[json_extract(rec, {_lit(_path(t.field))})]"
+    else:
+        key = _lit(_path(t.status_key))
+        matching = (
+            f"list_filter(json_extract(rec, {_lit(_path(t.log) + '[*]')}), lambda e: "
+            f"json_type(e, {key}) IN ('BIGINT', 'UBIGINT') "
+            f"AND json_extract_string(e, {key}) = '{t.status_value}')"
+        )
+        values = f"list_transform({matching}, lambda e: json_extract(e, {_lit(_path(t.field))}))"
+    return f"list_filter({values}, lambda v: {_present('v')})"
+
+
+def _classify_sql(spec: SourceSpec, business_date: date) -> str:
+    """One SELECT over _xihu_records giving record_id and the first quarantine reason (NULL = load)."""
+    cases: list[tuple[str, str]] = []
+    if spec.page_format == "ndjson":
+        cases.append(("rec IS NULL", "invalid_json"))
+    missing_id = "missing_event_id" if spec.page_format == "ndjson" else "missing_id"
+    for f in spec.id_fields:
+        p = _lit(_path(f))
+        cases.append(
+            (
+                f"coalesce(json_type(rec, {p}) = 'NULL' OR "
+                f"(json_type(rec, {p}) = 'VARCHAR' AND trim(json_extract_string(rec, {p})) = ''), true)",
+                missing_id,
+            )
+        )
+    for f, types in spec.required:
+        cases.append(
+            (f"coalesce(json_type(rec, {_lit(_path(f))}) NOT IN ({_types(types)}), true)", f"wrong_type:{f}")
+        )
+    if spec.coordinates is not None:
+        lng = f"TRY_CAST(json_extract_string(rec, {_lit(_path(spec.coordinates.lng))}) AS DOUBLE)"
+        lat = f"TRY_CAST(json_extract_string(rec, {_lit(_path(spec.coordinates.lat))}) AS DOUBLE)"
+        inside = (
+            f"{lng} BETWEEN {LNG_RANGE[0]} AND {LNG_RANGE[1]} "
+            f"AND {lat} BETWEEN {LAT_RANGE[0]} AND {LAT_RANGE[1]}"
+        )
+        cases.append((f"NOT coalesce({inside}, false)", "bad_coordinates"))
+    timed = spec.order_time or spec.event_time
+    if spec.order_time is not None:
+        cases += [
+            ("len(_times) = 0", "missing_order_time"),
+            ("list_count(_parsed) < len(_times)", "unparseable_order_time"),
+            (
+                f"list_min(_parsed)::DATE <> DATE '{business_date.isoformat()}'",
+                "order_time_not_on_business_date",
+            ),
+        ]
+    elif spec.event_time is not None:
+        cases.append(("len(_times) = 0 OR list_count(_parsed) < len(_times)", "unparseable_ts"))
+    records = "_xihu_records"
+    if timed is not None:
+        parsed = f"list_transform(_times, lambda v: {_parse_time('v', timed.encoding)})"
+        records = (
+            f"(SELECT *, {parsed} AS _parsed FROM (SELECT *, {_time_values(timed)} AS _times FROM {records}))"
+        )
+    reason = "CASE " + " ".join(f"WHEN {cond} THEN {_lit(why)}" for cond, why in cases) + " END"
+    record_id = (
+        "concat_ws('|', "
+        + ", ".join(f"json_extract_string(rec, {_lit(_path(f))})" for f in spec.id_fields)
+        + ")"
+    )
+    return f"""
+        SELECT page_no, page_file, record_no, rec, raw_text, {record_id} AS record_id, {reason} AS reason
+        FROM {records}
+    """
+
+
+# ------------------------------------------------------------------------------------------------ load
+
+
+def _load(con: duckdb.DuckDBPyConnection, folder: Path) -> LoadResult:
+    manifest, pages = _read_manifest(folder)
+    try:
+        spec = spec_for(manifest.get("source", ""))
+    except ValueError as exc:
+        raise LandingError(f"{folder}: {exc}") from None
+    business_date = date.fromisoformat(manifest["business_date"])
+    fetch_id = str(manifest["fetch_id"])
+    fetched = int(manifest["records"])
+    table = f"raw.{spec.table}"
+    partition = [spec.name, business_date]
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(raw_schema_ddl())
+        _stage_records(con, spec, pages)
+        # Of several valid copies of one record_id the last landed (latest page, then latest position) is
+        # loaded: sf pages are not snapshot-consistent, so a later page holds the newer state.
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _xihu_checked AS
+            SELECT * EXCLUDE (reason),
+                   coalesce(reason, CASE WHEN row_number() OVER (
+                       PARTITION BY reason IS NULL, record_id ORDER BY page_no DESC, record_no DESC) > 1
+                       THEN 'duplicate_record' END) AS reason
+            FROM ({_classify_sql(spec, business_date)})
+            """
+        )
+        con.execute(f"DELETE FROM {table} WHERE business_date = ?", [business_date])
+        con.execute("DELETE FROM raw.quarantine WHERE source = ? AND business_date = ?", partition)
+        con.execute(
+            f"""
+            INSERT INTO {table}
+            SELECT record_id, ?, rec, ?, page_file, record_no, now()
+            FROM _xihu_checked WHERE reason IS NULL ORDER BY page_no, record_no
+            """,
+            [business_date, fetch_id],
+        )
+        con.execute(
+            """
+            INSERT INTO raw.quarantine
+            SELECT ?, ?, ?, page_file, record_no, reason, raw_text, now()
+            FROM _xihu_checked WHERE reason IS NOT NULL ORDER BY page_no, record_no
+            """,
+            [spec.name, business_date, fetch_id],
+        )
+        _check_counts(con, table, spec.name, business_date, fetched, pages)
+        loaded = con.execute(
+            f"SELECT count(*) FROM {table} WHERE business_date = ?", [business_date]
+        ).fetchone()[0]
+        by_reason = dict(
+            con.execute(
+                "SELECT reason, count(*) FROM raw.quarantine WHERE source = ? AND business_date = ? "
+                "GROUP BY reason ORDER BY reason",
+                partition,
+            ).fetchall()
+        )
+        quarantined = sum(by_reason.values())
+        con.execute(
+            "DELETE FROM raw.load_audit WHERE source = ? AND business_date = ? AND fetch_id = ?",
+            [*partition, fetch_id],
+        )
+        con.execute(
+            "INSERT INTO raw.load_audit VALUES (?, ?, ?, ?, ?, ?, now())",
+            [*partition, fetch_id, fetched, loaded, quarantined],
+        )
+        con.execute("DROP TABLE _xihu_checked")
+        con.execute("DROP TABLE _xihu_records")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return LoadResult(spec.name, business_date, fetch_id, fetched, loaded, quarantined, by_reason)
+
+
+def _check_counts(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source: str,
+    business_date: date,
+    fetched: int,
+    pages: list[_Page],
+) -> None:
+    """Raise LoadCountError unless manifest, pages and the written partition all agree on the counts."""
+    listed = sum(p.records for p in pages)
+    if listed != fetched:
+        raise LoadCountError(f"{source} {business_date}: manifest says {fetched} records, its pages {listed}")
+    held = dict(con.execute("SELECT page_no, count(*) FROM _xihu_records GROUP BY page_no").fetchall())
+    for page in pages:
+        if held.get(page.page_no, 0) != page.records:
+            raise LoadCountError(
+                f"{source} {business_date}: {page.file} holds {held.get(page.page_no, 0)} records, "
+                f"the manifest says {page.records}"
+            )
+    loaded = con.execute(f"SELECT count(*) FROM {table} WHERE business_date = ?", [business_date]).fetchone()[
+        0
+    ]
+    quarantined = con.execute(
+        "SELECT count(*) FROM raw.quarantine WHERE source = ? AND business_date = ?", [source, business_date]
+    ).fetchone()[0]
+    if loaded + quarantined != fetched:
+        raise LoadCountError(
+            f"{source} {business_date}: fetched {fetched} != loaded {loaded} + quarantined {quarantined}"
+        )
