@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from ingest.settings import k_anon
+
 
 class FrameUnavailable(Exception):
     """The table or column a suite needs is missing: the gate reports it as a failed critical check."""
@@ -137,8 +139,10 @@ def load_audit_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> 
 
 
 def unit_access_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.DataFrame:
-    """Row-wise extremes over every share and minute column, so one expectation guards them all, and
-    the number of values a suppressed row still publishes (must be 0)."""
+    """Row-wise extremes over every share and minute column, so one expectation guards them all, and two
+    privacy checks: a row flagged ``suppressed`` has at least one NULL cell, and a published delivery count
+    stands on at least K distinct riders (recounted from ``intermediate.int_orders_matched``, not trusted
+    from the mart; a count of 0 describes no rider and is published)."""
     table = "marts.unit_access_daily"
     _require(con, table)
     columns = _columns(con, table)
@@ -151,14 +155,18 @@ def unit_access_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) ->
     def extreme(fn: str, cols: list[str]) -> str:
         return f"{fn}({', '.join(cols)})" if cols else "null::double"
 
-    present = " + ".join(f"({c} is not null)::integer" for c in shares + minutes) or "0"
+    cells = ["deliveries", *shares, *minutes]
+    null_cells = " + ".join(f"({c} is null)::integer" for c in cells)
+    riders = ("(select count(distinct o.rider_key) from intermediate.int_orders_matched o "
+              "where o.unit_id = m.unit_id and o.business_date = m.business_date and o.is_delivered)")
     return con.execute(
         f"""
         select unit_id, business_date, deliveries,
                {extreme("least", shares)} as share_min, {extreme("greatest", shares)} as share_max,
                {extreme("least", minutes)} as minutes_min, {extreme("greatest", minutes)} as minutes_max,
-               case when suppressed then {present} else 0 end as suppressed_values_present
-        from {table}
+               case when suppressed then {null_cells} else 1 end as suppressed_null_cells,
+               case when deliveries > 0 then {riders} else {k_anon()} end as riders_behind_deliveries
+        from {table} as m
         where business_date = ?
         """,
         [business_date],

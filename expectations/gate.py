@@ -20,6 +20,7 @@ import duckdb
 
 from expectations.frames import SUITES, FrameUnavailable, SuiteSpec, trailing_median_rows
 from ingest import settings
+from ingest.settings import k_anon
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 STAGES = ("raw", "marts")
@@ -118,12 +119,14 @@ def _detail(result: dict) -> str:
 
 
 def _row_count_parameters(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, day: dt.date) -> dict:
+    """Run-time parameters of a suite: row-count bounds from the trailing 7-day median, and K."""
     median = trailing_median_rows(con, spec.daily_table, day) if spec.daily_table else None
     if median is None:
-        return {"row_count_min": 0, "row_count_max": None}
+        return {"row_count_min": 0, "row_count_max": None, "k_anon": k_anon()}
     return {
         "row_count_min": math.floor(median * ROW_COUNT_LOW),
         "row_count_max": math.ceil(median * ROW_COUNT_HIGH),
+        "k_anon": k_anon(),
     }
 
 

@@ -4,6 +4,6 @@
 back and opens a read-only SQL shell for analysts.
 """
 
-from publish.publisher import Manifest, publish_version, rollback
+from publish.publisher import Manifest, publish_version, record_publication, rollback
 
-__all__ = ["Manifest", "publish_version", "rollback"]
+__all__ = ["Manifest", "publish_version", "record_publication", "rollback"]

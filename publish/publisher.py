@@ -256,6 +256,22 @@ def publish_version(
     return manifest
 
 
+def record_publication(warehouse_path: str | Path, manifest: Manifest) -> None:
+    """One row in ``audit.publications`` (read by the ``pipeline_runs`` mart). The caller holds the
+    writer pool; a retried publish task replaces its run's row."""
+    con = duckdb.connect(str(warehouse_path))
+    try:
+        con.execute("create schema if not exists audit")
+        con.execute("create table if not exists audit.publications (run_id varchar, business_date date, "
+                    "version varchar, published_at timestamp, status varchar)")
+        con.execute("delete from audit.publications where run_id = ? and business_date = ?",
+                    [manifest.run_id, manifest.business_date])
+        con.execute("insert into audit.publications values (?, ?, ?, ?::timestamptz::timestamp, 'published')",
+                    [manifest.run_id, manifest.business_date, manifest.version, manifest.published_at])
+    finally:
+        con.close()
+
+
 def rollback(published_root: str | Path, to_version: str | None = None) -> str:
     """Point ``current`` at ``to_version``, or at the version published before the current one.
     Returns the version now current. Versions newer than it are kept (roll forward is a rollback too)."""

@@ -65,6 +65,7 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
     con = duckdb.connect(str(path))
     con.execute("create schema raw")
     con.execute("create schema marts")
+    con.execute("create schema intermediate")
     days = [day - dt.timedelta(days=n) for n in range(HISTORY_DAYS, -1, -1)]
     for source, (table, rows) in SOURCES.items():
         con.execute(
@@ -102,6 +103,17 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
                u % 3 = 0 as is_friendly,
                u = 9 as suppressed
         from range(10) t(u), range(?::date - 7, ?::date + 1, interval 1 day) r(d)
+        """,
+        [day, day],
+    )
+    # The deliveries behind unit_access_daily: unit u has 10 + u deliveries by 5 + u distinct riders.
+    con.execute(
+        """
+        create table intermediate.int_orders_matched as
+        select 'U' || lpad(u::varchar, 4, '0') as unit_id, d::date as business_date,
+               'rider-' || (n % (5 + u)) as rider_key, true as is_delivered
+        from range(10) t(u), range(?::date - 7, ?::date + 1, interval 1 day) r(d), range(30) o(n)
+        where n < 10 + u
         """,
         [day, day],
     )

@@ -89,8 +89,11 @@ CRITICAL_RULES = [
      f"update marts.unit_access_daily set p90_last100_min = 130 where {_D} and unit_id = 'U0003'"),
     ("marts", "deliveries never negative",
      f"update marts.unit_access_daily set deliveries = -1 where {_D} and unit_id = 'U0003'"),
-    ("marts", "suppressed rows (fewer than K riders) publish no values",
-     f"update marts.unit_access_daily set median_last100_min = 4 where {_D} and suppressed"),
+    ("marts", "a row flagged suppressed has at least one NULL cell",
+     f"update marts.unit_access_daily set deliveries = 1, share_entry_code_or_nfc = 0.5, share_parked_rider_bay = 0.5,"
+     f" median_last100_min = 4, p90_last100_min = 5 where {_D} and suppressed"),
+    ("marts", "a published delivery count stands on at least K distinct riders",
+     f"delete from intermediate.int_orders_matched where {_D} and unit_id = 'U0002' and rider_key <> 'rider-1'"),
     ("marts", "points outstanding never negative",
      "update marts.volunteer_activity_monthly set points_outstanding = -3 where team_id = 'VT-04'"),
     ("marts", "no rider redeemed more points than earned",

@@ -1,0 +1,32 @@
+{#- The run's business date as a SQL date literal.
+    The DAG always passes var('business_date'); a manual `dbt build` without it takes the latest
+    business_date present in the raw order tables, resolved once at compile time so that the incremental
+    filters compare against a constant (DuckDB prunes on constants, not on subqueries). -#}
+{% macro business_date() -%}
+    {%- set day = var('business_date', none) -%}
+    {%- if day is none and execute -%}
+        {%- set latest_query -%}
+            select max(business_date) from (
+                select max(business_date) as business_date from {{ source('raw', 'meituan_orders') }}
+                union all
+                select max(business_date) from {{ source('raw', 'eleme_orders') }}
+                union all
+                select max(business_date) from {{ source('raw', 'sf_orders') }}
+                union all
+                select max(business_date) from {{ source('raw', 'shansong_orders') }}
+            ) as latest
+        {%- endset -%}
+        {%- set day = run_query(latest_query).columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- if day is none -%}
+        cast(null as date)
+    {%- else -%}
+        cast('{{ day }}' as date)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- First business date an incremental model rebuilds: late corrections of D-1 are re-pulled, so the
+    window reaches back var('reprocess_days') days. -#}
+{% macro reprocess_from() -%}
+    ({{ business_date() }} - {{ var('reprocess_days') }})
+{%- endmacro %}

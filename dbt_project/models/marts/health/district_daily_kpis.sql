@@ -1,0 +1,153 @@
+{%- set sources = ['meituan', 'eleme', 'sf', 'shansong', 'union_members', 'union_orgs', 'stations'] -%}
+
+with
+
+orders as (
+
+    select
+        orders.business_date,
+        orders.rider_key,
+        orders.is_delivered,
+        orders.last100_min,
+        orders.last100_plausible,
+        orders.unit_id is not null as is_matched,
+        coalesce(units.friendly_since <= orders.business_date, false) as to_friendly_unit
+    from {{ ref('int_orders_matched') }} as orders
+    left join {{ ref('units') }} as units on orders.unit_id = units.unit_id
+
+),
+
+delivery_days as (
+
+    select
+        business_date,
+        count(*) filter (where is_delivered) as deliveries,
+        count(distinct rider_key) filter (where is_delivered) as delivering_riders,
+        count(*) filter (where is_delivered and to_friendly_unit) as deliveries_to_friendly_units,
+        median(last100_min) filter (where last100_plausible and to_friendly_unit) as median_last100_min_friendly,
+        count(distinct rider_key) filter (where last100_plausible and to_friendly_unit) as timed_riders_friendly,
+        median(last100_min) filter (
+            where last100_plausible and is_matched and not to_friendly_unit
+        ) as median_last100_min_non_friendly,
+        count(distinct rider_key) filter (
+            where last100_plausible and is_matched and not to_friendly_unit
+        ) as timed_riders_non_friendly,
+        -- data health: delivered orders whose last-100-metres time is missing or outside (0, 120] minutes
+        count(*) filter (where is_delivered and not last100_plausible) as implausible_last100
+    from orders
+    group by business_date
+
+),
+
+station_days as (
+
+    select
+        event_date as business_date,
+        cast(coalesce(sum(points) filter (where event_type = 'points_earn'), 0) as bigint) as points_earned,
+        cast(coalesce(sum(points) filter (where event_type = 'points_redeem'), 0) as bigint) as points_redeemed,
+        count(*) filter (where event_type = 'check_in') as station_visits,
+        count(distinct rider_key) filter (where event_type = 'check_in') as visiting_riders,
+        count(distinct rider_key) filter (where event_type = 'points_earn') as earning_riders,
+        count(distinct rider_key) filter (where event_type = 'points_redeem') as redeeming_riders
+    from {{ ref('stg_stations__events') }}
+    group by event_date
+
+),
+
+-- each (source, date) as its latest load left it: loading replaces the partition, so earlier fetches of
+-- the same date no longer describe what is in the warehouse (pipeline_runs keeps every run)
+latest_loads as (
+
+    select
+        source,
+        business_date,
+        fetched,
+        loaded,
+        quarantined
+    from {{ source('raw', 'load_audit') }}
+    qualify row_number() over (partition by source, business_date order by loaded_at desc, fetch_id desc) = 1
+
+),
+
+load_days as (
+
+    select
+        {% for src in sources %}
+            cast(sum(fetched) filter (where source = '{{ src }}') as bigint) as {{ src }}_fetched,
+            cast(sum(loaded) filter (where source = '{{ src }}') as bigint) as {{ src }}_loaded,
+            cast(sum(quarantined) filter (where source = '{{ src }}') as bigint) as {{ src }}_quarantined,
+        {% endfor %}
+        business_date
+    from latest_loads
+    group by business_date
+
+),
+
+-- district-wide union coverage of the date's calendar month (as the warehouse knows the month today)
+coverage as (
+
+    select
+        month,
+        coverage_rate,
+        suppressed
+    from {{ ref('union_coverage_monthly') }}
+    where org_level = 'district'
+
+),
+
+-- the friendly-unit effect is estimated for the run's reporting date; older dates carry no estimate
+effect as (
+
+    select
+        reporting_date,
+        rider_hours_saved_per_month
+    from {{ ref('friendly_effect') }}
+    where unit_type = 'all'
+
+),
+
+dates as (
+
+    select business_date from delivery_days
+    union
+    select business_date from load_days
+
+),
+
+final as (
+
+    select
+        dates.business_date,
+        {{ k_anonymise({
+            'deliveries': ['delivery_days.deliveries', 'coalesce(delivery_days.delivering_riders, 0)'],
+            'share_to_friendly_units': [
+                'cast(delivery_days.deliveries_to_friendly_units as double) / delivery_days.deliveries',
+                'coalesce(delivery_days.delivering_riders, 0)'],
+            'median_last100_min_friendly': [
+                'delivery_days.median_last100_min_friendly', 'coalesce(delivery_days.timed_riders_friendly, 0)'],
+            'median_last100_min_non_friendly': [
+                'delivery_days.median_last100_min_non_friendly',
+                'coalesce(delivery_days.timed_riders_non_friendly, 0)'],
+            'station_visits': ['station_days.station_visits', 'coalesce(station_days.visiting_riders, 0)'],
+            'points_earned': ['station_days.points_earned', 'coalesce(station_days.earning_riders, 0)'],
+            'points_redeemed': ['station_days.points_redeemed', 'coalesce(station_days.redeeming_riders, 0)'],
+        }) }},
+        effect.rider_hours_saved_per_month,
+        coverage.month as union_coverage_month,
+        coverage.coverage_rate as union_coverage_rate,
+        {% for src in sources %}
+            load_days.{{ src }}_fetched,
+            load_days.{{ src }}_loaded,
+            load_days.{{ src }}_quarantined,
+        {% endfor %}
+        coalesce(delivery_days.implausible_last100, 0) as implausible_last100
+    from dates
+    left join delivery_days on dates.business_date = delivery_days.business_date
+    left join station_days on dates.business_date = station_days.business_date
+    left join load_days on dates.business_date = load_days.business_date
+    left join coverage on cast(date_trunc('month', dates.business_date) as date) = coverage.month
+    left join effect on dates.business_date = effect.reporting_date
+
+)
+
+select * from final

@@ -1,0 +1,313 @@
+{#- Statuses that count as leaving the union in a month (除名 is counted apart as an expulsion). -#}
+{%- set withdrawn_statuses = "('withdrawn', 'auto_withdrawn')" -%}
+
+with recursive
+
+orgs as (
+
+    select * from {{ ref('stg_union__orgs') }}
+
+),
+
+-- every organisation paired with itself and each organisation above it
+org_ancestors as (
+
+    select
+        union_code,
+        union_code as ancestor_code,
+        0 as levels_up
+    from orgs
+
+    union all
+
+    select
+        org_ancestors.union_code,
+        orgs.parent_union_code,
+        org_ancestors.levels_up + 1 as levels_up
+    from org_ancestors
+    inner join orgs on org_ancestors.ancestor_code = orgs.union_code
+    where orgs.parent_union_code is not null and org_ancestors.levels_up < 10
+
+),
+
+-- the industry federation (行业工会联合会) an organisation rolls up to: the nearest one at or above it
+federation_of as (
+
+    select
+        org_ancestors.union_code,
+        org_ancestors.ancestor_code as federation_code
+    from org_ancestors
+    inner join orgs as ancestors
+        on org_ancestors.ancestor_code = ancestors.union_code
+            and ancestors.org_type = 'industry_federation'
+    qualify row_number() over (partition by org_ancestors.union_code order by org_ancestors.levels_up) = 1
+
+),
+
+active_riders as (
+
+    -- an active rider in a month has at least one delivery in it, on each platform they delivered for
+    select distinct
+        cast(date_trunc('month', business_date) as date) as month,
+        platform,
+        rider_key
+    from {{ ref('int_orders_matched') }}
+    where is_delivered and rider_key is not null
+
+),
+
+exports as (
+
+    select distinct snapshot_date from {{ ref('stg_union__members') }}
+
+),
+
+months as (
+
+    select distinct month from active_riders
+    union
+    select distinct cast(date_trunc('month', snapshot_date) as date) as month from exports
+
+),
+
+-- membership "at month end" is the last export on or before the month's last day (the current month:
+-- the latest export); `membership_as_of` publishes which export that was
+month_snapshot as (
+
+    select
+        months.month,
+        max(exports.snapshot_date) as membership_as_of
+    from months
+    inner join exports
+        on exports.snapshot_date < months.month + interval 1 month
+    group by months.month
+
+),
+
+members as (
+
+    select
+        month_snapshot.month,
+        month_snapshot.membership_as_of,
+        members.member_id,
+        members.rider_key,
+        members.union_code,
+        federation_of.federation_code,
+        members.status,
+        members.platform,
+        coalesce(members.occupation, 'unknown') as occupation,
+        coalesce(members.home_street, 'unknown') as home_street,
+        members.joined_on >= month_snapshot.month
+        and members.joined_on < month_snapshot.month + interval 1 month as joined_in_month,
+        members.status in {{ withdrawn_statuses }}
+        and members.status_changed_on >= month_snapshot.month
+        and members.status_changed_on < month_snapshot.month + interval 1 month as withdrew_in_month,
+        members.status = 'expelled'
+        and members.status_changed_on >= month_snapshot.month
+        and members.status_changed_on < month_snapshot.month + interval 1 month as expelled_in_month
+    from month_snapshot
+    inner join {{ ref('stg_union__members') }} as members
+        on month_snapshot.membership_as_of = members.snapshot_date
+    left join federation_of on members.union_code = federation_of.union_code
+
+),
+
+-- an active rider is a member when a member's hashed phone is theirs; should two members share a phone,
+-- the one in good standing (then the lowest member number) speaks for the rider
+member_of_rider as (
+
+    select * from members
+    where rider_key is not null
+    qualify row_number() over (
+            partition by month, rider_key
+            order by (status = 'in_good_standing') desc, member_id
+        ) = 1
+
+),
+
+-- one row per month, platform and person: active riders (members or not) and members with no delivery
+people as (
+
+    select
+        active_riders.month,
+        active_riders.platform,
+        'rider:' || active_riders.rider_key as person_key,
+        true as is_active,
+        member_of_rider.member_id,
+        member_of_rider.union_code,
+        member_of_rider.federation_code,
+        member_of_rider.status,
+        -- only the union export knows occupation and residence: a rider who is not a member is known
+        -- only as a delivery rider from the order feeds, living on an unknown street
+        coalesce(member_of_rider.occupation, 'delivery_rider_order_feed') as occupation,
+        coalesce(member_of_rider.home_street, 'unknown') as home_street,
+        coalesce(member_of_rider.joined_in_month, false) as joined_in_month,
+        coalesce(member_of_rider.withdrew_in_month, false) as withdrew_in_month,
+        coalesce(member_of_rider.expelled_in_month, false) as expelled_in_month
+    from active_riders
+    left join member_of_rider
+        on active_riders.month = member_of_rider.month
+            and active_riders.rider_key = member_of_rider.rider_key
+
+    union all
+
+    select
+        members.month,
+        members.platform,
+        'member:' || members.member_id as person_key,
+        false as is_active,
+        members.member_id,
+        members.union_code,
+        members.federation_code,
+        members.status,
+        members.occupation,
+        members.home_street,
+        members.joined_in_month,
+        members.withdrew_in_month,
+        members.expelled_in_month
+    from members
+    where not exists (
+            select 1
+            from member_of_rider
+            inner join active_riders
+                on member_of_rider.month = active_riders.month
+                    and member_of_rider.rider_key = active_riders.rider_key
+            where member_of_rider.month = members.month and member_of_rider.member_id = members.member_id
+        )
+
+),
+
+-- the same people counted at four levels: everyone in the cell ('all'), the members of each union
+-- organisation, the members of each industry federation (its unions' members included), and the whole
+-- district in one row per month (platform, occupation and street 'all'; a rider counts once however
+-- many platforms they delivered for)
+by_level as (
+
+    select
+        month,
+        platform,
+        occupation,
+        home_street,
+        'all' as org_level,
+        'all' as union_org_code,
+        person_key,
+        is_active,
+        member_id,
+        status,
+        joined_in_month,
+        withdrew_in_month,
+        expelled_in_month
+    from people
+
+    union all
+
+    select
+        month,
+        platform,
+        occupation,
+        home_street,
+        'union' as org_level,
+        union_code as union_org_code,
+        person_key,
+        is_active,
+        member_id,
+        status,
+        joined_in_month,
+        withdrew_in_month,
+        expelled_in_month
+    from people
+    where union_code is not null
+
+    union all
+
+    select
+        month,
+        platform,
+        occupation,
+        home_street,
+        'industry_federation' as org_level,
+        federation_code as union_org_code,
+        person_key,
+        is_active,
+        member_id,
+        status,
+        joined_in_month,
+        withdrew_in_month,
+        expelled_in_month
+    from people
+    where federation_code is not null
+
+    union all
+
+    select
+        month,
+        'all' as platform,
+        'all' as occupation,
+        'all' as home_street,
+        'district' as org_level,
+        'all' as union_org_code,
+        person_key,
+        is_active,
+        member_id,
+        status,
+        joined_in_month,
+        withdrew_in_month,
+        expelled_in_month
+    from people
+
+),
+
+cells as (
+
+    select
+        month,
+        platform,
+        occupation,
+        home_street,
+        org_level,
+        union_org_code,
+        count(distinct person_key) as people,
+        count(distinct person_key) filter (where is_active) as active_riders,
+        count(distinct person_key) filter (
+            where is_active and status = 'in_good_standing'
+        ) as active_riders_in_good_standing,
+        count(distinct member_id) filter (where status = 'in_good_standing') as members_in_good_standing,
+        count(distinct member_id) filter (where joined_in_month) as new_members,
+        count(distinct member_id) filter (where withdrew_in_month) as withdrawals,
+        count(distinct member_id) filter (where expelled_in_month) as expulsions
+    from by_level
+    group by month, platform, occupation, home_street, org_level, union_org_code
+
+),
+
+published as (
+
+    select
+        cells.month,
+        cells.platform,
+        cells.occupation,
+        cells.home_street,
+        cells.org_level,
+        cells.union_org_code,
+        month_snapshot.membership_as_of,
+        case when cells.union_org_code = 'all' then 'all' else orgs.union_name end as union_org_name,
+        {{ k_anonymise({
+            'active_riders': [
+                "case when cells.org_level in ('all', 'district') then cells.active_riders end", 'cells.people'],
+            'active_riders_in_good_standing': ['cells.active_riders_in_good_standing', 'cells.people'],
+            'coverage_rate': [
+                "case when cells.org_level in ('all', 'district') and cells.active_riders > 0 then "
+                ~ "cast(cells.active_riders_in_good_standing as double) / cells.active_riders end",
+                'cells.people'],
+            'members_in_good_standing': ['cells.members_in_good_standing', 'cells.people'],
+            'new_members': ['cells.new_members', 'cells.people'],
+            'withdrawals': ['cells.withdrawals', 'cells.people'],
+            'expulsions': ['cells.expulsions', 'cells.people'],
+        }) }}
+    from cells
+    left join orgs on cells.union_org_code = orgs.union_code
+    left join month_snapshot on cells.month = month_snapshot.month
+
+)
+
+select * from published

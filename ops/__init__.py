@@ -1,0 +1,2 @@
+"""Operations tooling: running, measuring and watching the pipeline
+(demo, benchmarks, alerts, scheduler harness)."""

@@ -1,0 +1,101 @@
+"""`make bench`: ingest throughput and memory at district scale, against the sandbox on 127.0.0.1.
+
+For each platform: fetch one district day (scale 1) into a fresh landing folder, in its own child process
+so that its peak RSS is its own, REPEATS times; print the median records/s and the peak RSS. Then the
+DuckDB floor: one `read_json` of the same landed pages into a table (what reading those bytes costs at
+best), and the load of the landing into `raw` with the quarantine rules. One figure a line,
+`name: value unit`. Figures, not assertions: these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from ingest.load import load_partition
+from ops.demo import sandbox
+from ops.localenv import DEMO_PII_KEY, SANDBOX_CONNECTIONS
+
+PLATFORMS = ("meituan", "eleme", "sf", "shansong")
+RECORDS_PATH = {"meituan": "data.orders", "eleme": "items", "sf": "result.list", "shansong": "data.list"}
+
+CHILD = r"""
+import json, resource, sys, time
+from datetime import date
+from pathlib import Path
+from ingest.clients import Conn, fetch
+from ingest.pii import PiiHasher
+source, day, base_url, conn_json, key, root, fetch_id = sys.argv[1:8]
+c = json.loads(conn_json)
+t0 = time.perf_counter()
+folder = fetch(source, date.fromisoformat(day), Conn(host=base_url, login=c.get("login", ""),
+               password=c.get("password", ""), extra=c.get("extra", {})), PiiHasher(key), fetch_id=fetch_id,
+               landing_root=Path(root))
+seconds = time.perf_counter() - t0
+records = json.loads((Path(folder) / "manifest.json").read_text())["records"]
+print(json.dumps({"folder": str(folder), "records": records, "seconds": seconds,
+                  "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def fetch_once(source: str, day: date, base_url: str, root: Path, fetch_id: str) -> dict:
+    conn = SANDBOX_CONNECTIONS[f"xihu_{source}"]
+    out = subprocess.run([sys.executable, "-c", CHILD, source, day.isoformat(), base_url, json.dumps(conn),
+                          DEMO_PII_KEY, str(root), fetch_id], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def duckdb_floor(folder: Path, source: str) -> tuple[int, float]:
+    con = duckdb.connect()
+    t0 = time.perf_counter()
+    path = RECORDS_PATH[source].split(".")
+    expr = "j" + "".join(f"['{p}']" for p in path)
+    con.execute(
+        f"create table t as select unnest({expr}) as r from read_json('{folder}/page-*.json.gz', "
+        "columns={j: 'JSON'}, format='newline_delimited', records=false) as x(j)"
+    )
+    n = con.execute("select count(*) from t").fetchone()[0]
+    return n, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--day", type=date.fromisoformat, default=date(2026, 11, 27))
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="xihu-bench-") as tmp, sandbox(7, args.scale) as base_url:
+        root = Path(tmp)
+        print(f"scale: {args.scale} x")
+        for source in PLATFORMS:
+            runs = [fetch_once(source, args.day, base_url, root / f"run{i}", f"bench{i}") for i in range(args.repeats)]
+            rates = [r["records"] / r["seconds"] for r in runs]
+            print(f"{source}_records: {runs[0]['records']} records")
+            print(f"{source}_ingest_rate_median: {statistics.median(rates):,.0f} records/s")
+            print(f"{source}_ingest_peak_rss: {max(r['max_rss_kib'] for r in runs) / 1024:,.0f} MiB")
+            floor = statistics.median(n / s for n, s in (duckdb_floor(Path(r["folder"]), source) for r in runs))
+            print(f"{source}_duckdb_read_json_floor_median: {floor:,.0f} records/s")
+            print(f"{source}_ingest_vs_floor: {statistics.median(rates) / floor:.2f} x")
+            loads = []
+            for i, r in enumerate(runs):
+                t0 = time.perf_counter()
+                result = load_partition(str(root / f"wh{i}.duckdb"), Path(r["folder"]))
+                loads.append(result.fetched / (time.perf_counter() - t0))
+            print(f"{source}_load_rate_median: {statistics.median(loads):,.0f} records/s")
+    print(f"bench_peak_rss_self: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Configuration shared by the project's DAGs, built once: paths, Cosmos configs, defaults, connections.
+
+Nothing here reads a Connection, a Variable or the network at import time (DAG parsing stays cheap and
+side-effect free); connections are resolved inside tasks by :func:`conn`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from airflow.sdk import Asset
+from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, LoadMode
+
+from ops.alerts import task_failure_alert
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # ops/ sits at the project root
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# Written by `dbt parse` (make setup, the Docker build): the DAG renders one task per model from it
+# without running dbt at parse time.
+DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+
+WRITER_POOL = "duckdb_writer"  # DuckDB allows one writing process: every warehouse writer takes this 1-slot pool
+
+# The published marts (indicators.md); each is an Airflow Asset emitted by publish.
+PUBLISHED_MARTS = (
+    "unit_access_daily",
+    "friendly_effect",
+    "street_coverage_monthly",
+    "station_usage_daily",
+    "service_circle_daily",
+    "volunteer_activity_monthly",
+    "union_coverage_monthly",
+    "district_daily_kpis",
+    "pipeline_runs",
+)
+MART_ASSETS = [Asset(f"xihu://published/{mart}") for mart in PUBLISHED_MARTS]
+
+DEFAULT_ARGS = {
+    "owner": "xihu-data",
+    "on_failure_callback": task_failure_alert,
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=20),
+}
+
+PROJECT_CONFIG = ProjectConfig(
+    dbt_project_path=DBT_PROJECT_DIR,
+    manifest_path=DBT_MANIFEST,
+    install_dbt_deps=False,  # no dbt Hub packages: generic tests are macros in the project
+)
+PROFILE_CONFIG = ProfileConfig(
+    profile_name="xihu",
+    target_name="dev",
+    profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
+)
+RENDER_CONFIG = RenderConfig(load_method=LoadMode.DBT_MANIFEST)
+EXECUTION_CONFIG = ExecutionConfig(
+    execution_mode=ExecutionMode.WATCHER,
+    setup_operator_args={"pool": WRITER_POOL, "retries": 1},
+)
+# Every dbt task takes the writer pool: the producer runs the one `dbt build`; a consumer only watches on
+# its first try but runs its own model with dbt on a retry. Consumers start after the producer (see
+# run_consumers_after_producer), so a consumer holding the slot never starves the producer.
+DBT_OPERATOR_ARGS = {"install_deps": False, "pool": WRITER_POOL}
+
+
+def run_consumers_after_producer(group) -> None:
+    """Put the Cosmos watcher producer upstream of the group's root model tasks.
+
+    Cosmos does this for a DbtDag but not for a DbtTaskGroup, where the consumers sense the producer's XComs
+    in parallel. Under `airflow dags test` (tasks run one by one, deferred triggers inline) a consumer that
+    starts first waits forever for a producer that never gets its turn. With the producer upstream, the
+    consumers find their model's status at once. ``none_failed`` keeps Cosmos' retry design: a retried
+    producer skips (after restoring its XComs) and the consumers still read the statuses; a failed producer
+    fails the consumers, so nothing downstream (gate, publish) runs.
+    """
+    producer = next(t for t in group.iter_tasks() if t.task_id.endswith("dbt_producer_watcher"))
+    for root in list(group.get_roots()):
+        if root is not producer:
+            producer >> root
+            root.trigger_rule = "none_failed"
+
+
+def conn(conn_id: str):
+    """An Airflow Connection as the ingest package's plain ``Conn`` (ingest never imports Airflow)."""
+    from airflow.sdk import BaseHook
+
+    from ingest.clients import Conn
+
+    c = BaseHook.get_connection(conn_id)
+    return Conn(host=c.host or "", login=c.login or "", password=c.password or "", extra=c.extra_dejson or {})

@@ -1,0 +1,82 @@
+"""The embedded environment: Airflow with SQLite metadata under the data root, sandbox connections.
+
+Used by `make demo` (ops/demo.py) and by the tests, so both run Airflow exactly the same way. Every
+telemetry switch the stack has is off here (dbt, Cosmos, Great Expectations; Airflow 3.3 itself has no
+usage-data collection left to switch off).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "1",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+    "GX_ANALYTICS_ENABLED": "False",
+    "SCARF_NO_ANALYTICS": "true",
+}
+
+# Sandbox credentials (docs/internals.md); production connections come from the deployment's secrets.
+SANDBOX_CONNECTIONS = {
+    "xihu_meituan": {"login": "mt-sandbox", "password": "mt-secret"},
+    "xihu_eleme": {"login": "elm-sandbox", "password": "elm-secret"},
+    "xihu_sf": {"login": "1234", "password": "sf-secret"},
+    "xihu_shansong": {"login": "ss-sandbox", "password": "ss-secret", "extra": {"shop_id": "ss-shop-1"}},
+    "xihu_union": {"login": "union", "password": "union-secret"},
+    "xihu_stations": {"password": "st-secret"},
+}
+DEMO_PII_KEY = "demo-pii-key-not-for-production"
+
+
+def sandbox_connections(base_url: str, pii_key: str = DEMO_PII_KEY) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables (JSON form) pointing every source at a sandbox."""
+    env = {}
+    for conn_id, fields in SANDBOX_CONNECTIONS.items():
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({"conn_type": "http", "host": base_url, **fields})
+    env["AIRFLOW_CONN_XIHU_PII"] = json.dumps({"conn_type": "generic", "password": pii_key})
+    return env
+
+
+def embedded_env(data_dir: Path, base_url: str | None = None) -> dict[str, str]:
+    """The process environment for embedded Airflow, dbt and the pipeline under ``data_dir``."""
+    data_dir = Path(data_dir).resolve()
+    airflow_home = data_dir / "airflow"
+    env = dict(os.environ)
+    env.update(TELEMETRY_OFF)
+    env.update({
+        "XIHU_DATA_DIR": str(data_dir),
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+        "AIRFLOW__API__EXPOSE_CONFIG": "False",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")])),
+        "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
+        "TZ": "UTC",
+    })
+    if base_url:
+        env.update(sandbox_connections(base_url))
+    return env
+
+
+def airflow(env: dict[str, str], *args: str, check: bool = True, capture: bool = False,
+            timeout: float | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(VENV_BIN / "airflow"), *args], env=env, check=check, text=True,
+                          capture_output=capture, timeout=timeout, cwd=PROJECT_ROOT)
+
+
+def init_airflow(env: dict[str, str]) -> None:
+    """Create the metadata database and the writer pool (idempotent)."""
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    airflow(env, "db", "migrate", capture=True)
+    airflow(env, "pools", "set", "duckdb_writer", "1", "DuckDB allows one writing process", capture=True)
