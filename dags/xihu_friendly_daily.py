@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import Param, chain, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 from cosmos import DbtTaskGroup
 
-from ops.alerts import publish_deadline
 from ops.dag_config import (
     DBT_OPERATOR_ARGS,
     DEFAULT_ARGS,
@@ -35,6 +35,7 @@ from ops.dag_config import (
     RENDER_CONFIG,
     WRITER_POOL,
     conn,
+    publish_deadline_alert,
     run_consumers_after_producer,
 )
 
@@ -49,7 +50,7 @@ from ops.dag_config import (
     params={"business_date": Param(None, type=["null", "string"], format="date",
                                    description="Business date to process; default: the day before the run")},
     tags=["xihu", "daily", "publish"],
-    deadline=publish_deadline(),  # alert when a scheduled day is not published by 06:00 Asia/Shanghai
+    deadline=publish_deadline_alert(),  # a scheduled day not published by 06:00 Asia/Shanghai alerts
     doc_md=__doc__,
 )
 def xihu_friendly_daily():
@@ -70,18 +71,23 @@ def xihu_friendly_daily():
     def fetch(job: dict) -> str:
         from datetime import date
 
-        from ingest.clients import CONNECTION_IDS, PII_CONNECTION_ID
+        from ingest.clients import CONNECTION_IDS, PII_CONNECTION_ID, NotYetPublished, SourceError
         from ingest.clients import fetch as fetch_source
         from ingest.pii import PiiHasher
 
         ctx = get_current_context()
-        folder = fetch_source(
-            job["source"],
-            date.fromisoformat(job["business_date"]),
-            conn(CONNECTION_IDS[job["source"]]),
-            PiiHasher(conn(PII_CONNECTION_ID).password),
-            fetch_id=ctx["ti"].xcom_pull(task_ids="plan", key="run_key"),
-        )
+        try:
+            folder = fetch_source(
+                job["source"],
+                date.fromisoformat(job["business_date"]),
+                conn(CONNECTION_IDS[job["source"]]),
+                PiiHasher(conn(PII_CONNECTION_ID).password),
+                fetch_id=ctx["ti"].xcom_pull(task_ids="plan", key="run_key"),
+            )
+        except NotYetPublished:
+            raise  # the station log appears at D+1 00:30: a retry later will find it
+        except SourceError as refused:  # wrong credentials or a refused request: retrying cannot help
+            raise AirflowFailException(str(refused)) from refused
         return str(folder)
 
     @task(pool=WRITER_POOL)
@@ -95,12 +101,15 @@ def xihu_friendly_daily():
 
     @task(pool=WRITER_POOL)
     def gate(stage: str) -> dict:
-        from expectations.gate import run_gate
+        from expectations.gate import GateFailed, run_gate
         from ingest.settings import warehouse_path
 
         ti = get_current_context()["ti"]
         day, run_key = ti.xcom_pull(task_ids="plan", key="business_date"), ti.xcom_pull(task_ids="plan", key="run_key")
-        result = run_gate(stage, warehouse_path(), day, run_key)  # raises GateFailed on a critical failure
+        try:
+            result = run_gate(stage, warehouse_path(), day, run_key)
+        except GateFailed as failed:  # the data will not change by retrying: fail now, with the summary
+            raise AirflowFailException(str(failed)) from failed
         return {"success": result.success, "summary": result.summary}
 
     transform = DbtTaskGroup(

@@ -6,14 +6,16 @@ side-effect free); connections are resolved inside tasks by :func:`conn`.
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 from airflow.sdk import Asset
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, LoadMode
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 
-from ops.alerts import task_failure_alert
+from ops.alerts import publish_deadline, task_failure_alert
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # ops/ sits at the project root
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -57,14 +59,32 @@ PROFILE_CONFIG = ProfileConfig(
     profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
 )
 RENDER_CONFIG = RenderConfig(load_method=LoadMode.DBT_MANIFEST)
+# dbt runs as a child process, not in the Airflow task's own interpreter: dbt-duckdb keeps its database
+# instance open in the process that ran it, which would refuse the gate's read-only connection when tasks
+# share a process (`airflow dags test`), and a child also returns dbt's memory when it ends.
 EXECUTION_CONFIG = ExecutionConfig(
     execution_mode=ExecutionMode.WATCHER,
+    invocation_mode=InvocationMode.SUBPROCESS,
+    dbt_executable_path=str(Path(sys.executable).parent / "dbt"),
     setup_operator_args={"pool": WRITER_POOL, "retries": 1},
 )
 # Every dbt task takes the writer pool: the producer runs the one `dbt build`; a consumer only watches on
 # its first try but runs its own model with dbt on a retry. Consumers start after the producer (see
 # run_consumers_after_producer), so a consumer holding the slot never starves the producer.
 DBT_OPERATOR_ARGS = {"install_deps": False, "pool": WRITER_POOL}
+
+
+def publish_deadline_alert():
+    """The 06:00 publication deadline, unless ``XIHU_DEADLINE_ALERTS=off``.
+
+    The embedded mode (`make demo`, the tests) runs days with `airflow dags test`: there is no scheduler to
+    watch a deadline there, and Airflow 3.3.2's `dags test` crashes when a successful run's DAG has one
+    (``DagRun.update_state`` looks the SDK's DeadlineAlert objects up as database ids). So the embedded
+    environment switches it off; deployments keep the default.
+    """
+    if os.environ.get("XIHU_DEADLINE_ALERTS", "on").lower() == "off":
+        return None
+    return publish_deadline()
 
 
 def run_consumers_after_producer(group) -> None:

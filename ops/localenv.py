@@ -60,6 +60,7 @@ def embedded_env(data_dir: Path, base_url: str | None = None) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
         "AIRFLOW__API__EXPOSE_CONFIG": "False",
+        "XIHU_DEADLINE_ALERTS": "off",  # no scheduler in embedded mode (see ops/dag_config.py)
         "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")])),
         "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
         "TZ": "UTC",

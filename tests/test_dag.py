@@ -20,6 +20,7 @@ out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
 for dag_id, dag in bag.dags.items():
     out["dags"][dag_id] = {
         "tags": sorted(dag.tags), "max_active_runs": dag.max_active_runs, "doc": bool(dag.doc_md),
+        "deadline": bool(dag.deadline),
         "schedule": str(getattr(dag.timetable, "expression", "")),
         "timezone": str(getattr(dag.timetable, "timezone", "")),
         "tasks": {t.task_id: {"retries": t.retries, "pool": t.pool, "upstream": sorted(t.upstream_task_ids),
@@ -34,6 +35,7 @@ print("PARSED" + json.dumps(out))
 def parsed(tmp_path_factory):
     env = embedded_env(tmp_path_factory.mktemp("dagparse"))
     env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
+    env["XIHU_DEADLINE_ALERTS"] = "on"  # as deployed (the embedded mode switches it off)
     result = subprocess.run([sys.executable, "-c", PARSE.replace("{dags}", str(PROJECT_ROOT / "dags"))], env=env,
                             capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("PARSED")), None)
@@ -48,6 +50,7 @@ def test_no_import_errors(parsed):
 def test_daily_dag_shape(parsed):
     dag = parsed["dags"]["xihu_friendly_daily"]
     assert dag["max_active_runs"] == 1 and dag["doc"] and dag["tags"]
+    assert dag["deadline"], "no publication deadline alert"
     assert dag["schedule"] == "30 1 * * *" and "Shanghai" in dag["timezone"]
     tasks = dag["tasks"]
     for name in ("plan", "fetch", "load", "gate_raw", "gate_marts", "publish"):

@@ -1,0 +1,162 @@
+"""The whole pipeline for real: sandbox feeds over HTTP, embedded Airflow running the DAG with
+`airflow dags test`, dbt through Cosmos, Great Expectations gates, versioned publish.
+
+One module-scoped world (a data root, an Airflow metadata DB, a sandbox) serves the tests in order:
+two good days, the same day again, then a day with bad data that the gate must block.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+import requests
+
+from ops.demo import run_day, sandbox
+from ops.localenv import PROJECT_ROOT, embedded_env, init_airflow
+
+pytestmark = pytest.mark.slow
+
+SEED, SCALE = 11, 0.01
+DAY1, DAY2, BAD_DAY = date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)
+NETGUARD = PROJECT_ROOT / "tests" / "netguard"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    data = tmp_path_factory.mktemp("e2e")
+    netlog = data / "netguard.log"
+    env = embedded_env(data)
+    env["XIHU_NETGUARD_LOG"] = str(netlog)
+    env["PYTHONPATH"] = f"{NETGUARD}:{env['PYTHONPATH']}"
+    init_airflow(env)
+    with sandbox(SEED, SCALE) as base_url:
+        run_env = {**embedded_env(data, base_url), "XIHU_NETGUARD_LOG": str(netlog),
+                   "PYTHONPATH": env["PYTHONPATH"]}
+        yield {"data": data, "env": run_env, "base_url": base_url, "netlog": netlog, "results": {}}
+
+
+def _current(data: Path) -> str:
+    return (data / "published" / "current").resolve().name
+
+
+def _mart_fingerprints(data: Path) -> dict[str, str]:
+    """A content hash per mart of the current published version (order-independent).
+
+    `pipeline_runs` is left out on purpose: it records each run, so a second run adds a row.
+    """
+    con = duckdb.connect(str(data / "published" / "current" / "marts.duckdb"), read_only=True)
+    out = {}
+    tables = con.execute("select table_name from information_schema.tables where table_schema = 'main' "
+                         "and table_name not in ('mart_catalog', 'pipeline_runs')").fetchall()
+    for (table,) in tables:
+        cols = [c for (c,) in con.execute(
+            "select column_name from information_schema.columns where table_name = ? order by ordinal_position",
+            [table]).fetchall()]
+        quoted = ", ".join('"' + c + '"' for c in cols)
+        rows = con.execute(f'select {quoted} from "{table}"').fetchall()
+        out[table] = hashlib.sha256("\n".join(sorted(map(repr, rows))).encode()).hexdigest()
+    con.close()
+    return out
+
+
+def test_two_days_are_published(world):
+    for day in (DAY1, DAY2):
+        assert run_day(world["env"], day), f"the DAG failed for {day}"
+        manifest = json.loads((world["data"] / "published" / "current" / "manifest.json").read_text())
+        assert manifest["business_date"] == day.isoformat()
+    world["results"]["version_day2"] = _current(world["data"])
+
+
+def test_counts_add_up_for_every_load(world):
+    con = duckdb.connect(str(world["data"] / "warehouse" / "xihu.duckdb"), read_only=True)
+    rows = con.execute("select source, business_date, fetched, loaded, quarantined from raw.load_audit").fetchall()
+    assert {r[0] for r in rows} >= {"meituan", "eleme", "sf", "shansong", "union_members", "stations"}
+    for source, day, fetched, loaded, quarantined in rows:
+        assert fetched == loaded + quarantined > 0, (source, day)
+    con.close()
+
+
+def test_same_day_twice_gives_identical_marts_and_no_duplicates(world):
+    data = world["data"]
+    before = _mart_fingerprints(data)
+    con = duckdb.connect(str(data / "warehouse" / "xihu.duckdb"), read_only=True)
+    raw_counts = con.execute("select count(*), count(distinct (business_date, record_id)) "
+                             "from raw.meituan_orders").fetchone()
+    con.close()
+    assert raw_counts[0] == raw_counts[1]
+    assert run_day(world["env"], DAY2)
+    assert _current(data) != world["results"]["version_day2"], "a re-run publishes a new version"
+    assert _mart_fingerprints(data) == before
+    con = duckdb.connect(str(data / "warehouse" / "xihu.duckdb"), read_only=True)
+    assert con.execute("select count(*), count(distinct (business_date, record_id)) "
+                       "from raw.meituan_orders").fetchone() == raw_counts
+    con.close()
+
+
+def test_bad_data_is_blocked_and_current_stays(world):
+    data = world["data"]
+    previous = _current(data)
+    requests.put(f"{world['base_url']}/sandbox/faults", json={"malformed": 0.4}, timeout=10).raise_for_status()
+    try:
+        assert not run_day(world["env"], BAD_DAY), "the gate let a day with 40% malformed records through"
+    finally:
+        requests.put(f"{world['base_url']}/sandbox/faults", json={}, timeout=10).raise_for_status()
+    assert _current(data) == previous
+    con = duckdb.connect(str(data / "warehouse" / "xihu.duckdb"), read_only=True)
+    failed = con.execute("select count(*) from audit.gate_results where business_date = ? and not success",
+                         [BAD_DAY]).fetchone()[0]
+    con.close()
+    assert failed >= 1
+
+
+def _sandbox_phones() -> set[str]:
+    from ingest.sandbox.world import World
+
+    world = World(SEED, SCALE)
+    phones = set()
+    for day in (DAY1, DAY2, BAD_DAY):
+        for platform in ("meituan", "eleme", "sf", "shansong"):
+            phones.update(o["rider_phone"] for o in world.orders(platform, day, corrected=True) if o["rider_phone"])
+    return phones
+
+
+def test_no_phone_number_reaches_the_data_root(world):
+    phones = _sandbox_phones()
+    assert len(phones) > 100
+    pattern = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+    leaked = []
+    for path in world["data"].rglob("*"):
+        if not path.is_file() or path.suffix in {".duckdb", ".wal", ".db"} or path.name == "netguard.log":
+            continue
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        found = set(pattern.findall(raw.decode("utf-8", errors="ignore"))) & phones
+        if found:
+            leaked.append((str(path), sorted(found)[:3]))
+    assert not leaked, leaked
+    # Databases are compressed on disk, so ask them: every text column of every table.
+    for db in [world["data"] / "warehouse" / "xihu.duckdb", world["data"] / "published" / "current" / "marts.duckdb"]:
+        con = duckdb.connect(str(db), read_only=True)
+        cols = con.execute("select table_schema, table_name, column_name from information_schema.columns "
+                           "where data_type in ('VARCHAR', 'JSON')").fetchall()
+        for schema, table, column in cols:
+            found = {v for (v,) in con.execute(
+                f"select distinct unnest(regexp_extract_all(\"{column}\"::varchar, '1[3-9][0-9]{{9}}')) "
+                f'from "{schema}"."{table}"').fetchall()}
+            assert not found & phones, f"sandbox phones in {db.name}:{schema}.{table}.{column}"
+        con.close()
+
+
+def test_nothing_reached_outside_loopback(world):
+    lines = world["netlog"].read_text().splitlines() if world["netlog"].exists() else []
+    assert any(ln.startswith("LOCAL") for ln in lines), "the network guard did not run"
+    outside = [ln for ln in lines if ln.startswith("OUTSIDE")]
+    assert not outside, outside[:10]
