@@ -14,7 +14,7 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 DBT_SOURCES := $(shell find dbt_project -name '*.sql' -o -name '*.yml' -o -name '*.csv' 2>/dev/null | grep -v -e target/ -e logs/)
 MANIFEST    := dbt_project/target/manifest.json
 
-.PHONY: install demo test lint bench shell clean
+.PHONY: install demo test test-deploy lint bench shell clean
 
 $(BIN)/.installed: requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: $(BIN)/.installed
 
 test: lint $(MANIFEST)
 	$(BIN)/pytest
+
+# The real DAG under the real scheduler on Postgres (needs Debian's postgresql; CI installs it). Minutes.
+test-deploy: $(MANIFEST)
+	$(BIN)/pytest -m deploy tests/deploy
 
 # Ingest throughput and memory at district scale (prints `name: value unit` lines).
 bench: $(MANIFEST)

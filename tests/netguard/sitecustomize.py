@@ -8,10 +8,13 @@ no OUTSIDE line was written and that LOCAL lines were (so the guard provably ran
 
 import ipaddress
 import os
+import socket
 import sys
 
 _LOG = os.environ.get("XIHU_NETGUARD_LOG")
-_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", ""}
+# The machine's own name counts as local: Airflow looks it up (hostname_callable) to label its processes,
+# which /etc/hosts answers without any traffic.
+_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "", socket.gethostname()}
 
 
 def _is_local(host) -> bool:

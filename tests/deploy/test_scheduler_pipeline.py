@@ -1,0 +1,31 @@
+"""The real DAG under the real scheduler: Postgres metadata, scheduler, dag-processor, triggerer and
+api-server started natively (tests/deploy harness), a manual run through the REST API, then a 3-day
+backfill with `airflow backfill create`. Every run must succeed and every business date be published.
+
+Marked `deploy`: it takes several minutes (each task is its own process under LocalExecutor), so `make test`
+leaves it out and `make test-deploy` (run by CI after `make test`) runs it.
+"""
+
+import json
+from datetime import date
+
+import pytest
+
+from ops.demo import sandbox
+from ops.localenv import PROJECT_ROOT, sandbox_connections
+from ops.scheduler_harness import run_dag
+
+pytestmark = pytest.mark.deploy
+
+
+def test_manual_run_and_backfill_publish_every_day(tmp_path):
+    with sandbox(7, 0.005) as base_url:
+        report = run_dag(PROJECT_ROOT / "dags", "xihu_friendly_daily", date(2026, 11, 24), date(2026, 11, 26),
+                         {"XIHU_DATA_DIR": str(tmp_path), **sandbox_connections(base_url)},
+                         conf={"business_date": "2026-11-27"})
+    print(json.dumps(report, indent=2))
+    assert report["manual"] == "success", report
+    assert len(report["backfill"]) == 3 and set(report["backfill"].values()) == {"success"}, report
+    published = {json.loads(m.read_text())["business_date"]
+                 for m in (tmp_path / "published" / "versions").glob("*/manifest.json")}
+    assert {"2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27"} <= published
