@@ -14,7 +14,7 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 DBT_SOURCES := $(shell find dbt_project -name '*.sql' -o -name '*.yml' -o -name '*.csv' 2>/dev/null | grep -v -e target/ -e logs/)
 MANIFEST    := dbt_project/target/manifest.json
 
-.PHONY: install demo test test-deploy lint bench shell clean
+.PHONY: install demo test test-deploy lint bench shell docs-marts clean
 
 $(BIN)/.installed: requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,11 @@ $(MANIFEST): $(BIN)/.installed $(DBT_SOURCES)
 demo: $(MANIFEST)
 	$(BIN)/python -m ops.demo --data-dir $(XIHU_DATA_DIR)
 
+# sqlfluff's dbt templater opens the warehouse: it gets a throwaway one, never the pipeline's.
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
-	cd dbt_project && ../$(BIN)/sqlfluff lint models --processes 2
+	tmp=$$(mktemp -d) && mkdir -p $$tmp/warehouse && cd dbt_project && \
+	  XIHU_DATA_DIR=$$tmp ../$(BIN)/sqlfluff lint models snapshots --processes 2; rc=$$?; rm -rf $$tmp; exit $$rc
 
 test: lint $(MANIFEST)
 	$(BIN)/pytest
@@ -49,6 +51,10 @@ bench: $(MANIFEST)
 # Read-only SQL shell on the current published snapshot.
 shell: $(BIN)/.installed
 	$(BIN)/python -m publish shell
+
+# The analysts' table of marts (docs/analysts.md), generated from the dbt model descriptions.
+docs-marts: $(MANIFEST)
+	$(BIN)/python -m publish.catalog --manifest $(MANIFEST)
 
 clean:
 	rm -rf dbt_project/target dbt_project/logs .pytest_cache .ruff_cache

@@ -138,11 +138,34 @@ def load_audit_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> 
     ).df()
 
 
+def _known(column: str, seed: str, key: str) -> str:
+    """SQL: the row's ``column`` is a key of a seed table (NULL when the column is NULL: the not-null
+    expectations speak for those, and expect_column_values_to_be_in_set skips NULLs)."""
+    return f"{column} in (select {key} from seeds.{seed})"
+
+
+def _value_cells(con: duckdb.DuckDBPyConnection, qualified: str) -> list[str]:
+    """Every numeric column of a mart: the cells the K rule may suppress (a row's flag can come from any)."""
+    schema, table = qualified.split(".")
+    return [row[0] for row in con.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+        "and (data_type in ('TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'HUGEINT', 'FLOAT', 'DOUBLE') "
+        "or data_type like 'DECIMAL%') order by ordinal_position", [schema, table]).fetchall()]
+
+
+def _null_cells(cells: list[str]) -> str:
+    """SQL: for a row flagged ``suppressed``, how many of ``cells`` are NULL (1 for other rows), so one
+    ``>= 1`` expectation says that a suppressed flag never stands beside a fully published row."""
+    nulls = " + ".join(f"({c} is null)::integer" for c in cells)
+    return f"case when m.suppressed then {nulls} else 1 end"
+
+
 def unit_access_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.DataFrame:
-    """Row-wise extremes over every share and minute column, so one expectation guards them all, and two
-    privacy checks: a row flagged ``suppressed`` has at least one NULL cell, and a published delivery count
-    stands on at least K distinct riders (recounted from ``intermediate.int_orders_matched``, not trusted
-    from the mart; a count of 0 describes no rider and is published)."""
+    """The mart's rows of the date with, beside them, row-wise extremes over every share and minute column
+    (so one expectation guards them all), whether the unit and street are in the seeds, and two privacy
+    checks: a row flagged ``suppressed`` has at least one NULL cell, and a published delivery count stands
+    on at least K distinct riders (recounted from ``intermediate.int_orders_matched``, not trusted from
+    the mart; a count of 0 describes no rider and is published)."""
     table = "marts.unit_access_daily"
     _require(con, table)
     columns = _columns(con, table)
@@ -155,16 +178,15 @@ def unit_access_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) ->
     def extreme(fn: str, cols: list[str]) -> str:
         return f"{fn}({', '.join(cols)})" if cols else "null::double"
 
-    cells = ["deliveries", *shares, *minutes]
-    null_cells = " + ".join(f"({c} is null)::integer" for c in cells)
     riders = ("(select count(distinct o.rider_key) from intermediate.int_orders_matched o "
               "where o.unit_id = m.unit_id and o.business_date = m.business_date and o.is_delivered)")
     return con.execute(
         f"""
-        select unit_id, business_date, deliveries,
+        select m.*,
                {extreme("least", shares)} as share_min, {extreme("greatest", shares)} as share_max,
                {extreme("least", minutes)} as minutes_min, {extreme("greatest", minutes)} as minutes_max,
-               case when suppressed then {null_cells} else 1 end as suppressed_null_cells,
+               {_known("m.unit_id", "units", "unit_id")} as unit_known,
+               {_null_cells(_value_cells(con, table))} as suppressed_null_cells,
                case when deliveries > 0 then {riders} else {k_anon()} end as riders_behind_deliveries
         from {table} as m
         where business_date = ?
@@ -174,23 +196,176 @@ def unit_access_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) ->
 
 
 def volunteer_activity_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.DataFrame:
-    """The business date's month, aggregated in DuckDB to one row: its smallest points outstanding."""
+    """The business date's month, aggregated in DuckDB to one row: its smallest points outstanding and
+    how many of its team ids the volunteer_teams seed does not know."""
     table = "marts.volunteer_activity_monthly"
     _require(con, table)
     columns = _columns(con, table)
     outstanding = [c for c in columns if "outstanding" in c]
-    if "month" not in columns or not outstanding:
-        raise FrameUnavailable(f"{table} lacks a month column or a points-outstanding column")
+    if "month" not in columns or "team_id" not in columns or not outstanding:
+        raise FrameUnavailable(f"{table} lacks a month, a team_id or a points-outstanding column")
+    _require(con, "seeds.volunteer_teams")
     # `month` may be a date (first of month) or 'YYYY-MM' text: both start with YYYY-MM.
     return con.execute(
         f"""
-        select min({outstanding[0]}) as min_points_outstanding
+        select min({outstanding[0]}) as min_points_outstanding,
+               count(distinct team_id) filter (where not {_known("team_id", "volunteer_teams", "team_id")})
+                   as unknown_team_ids
         from {table}
         where cast(month as varchar) like strftime(?::date, '%Y-%m') || '%'
         having count(*) > 0
         """,
         [business_date],
     ).df()
+
+
+@dataclass(frozen=True)
+class MartFrame:
+    """The frame of a mart suite: the mart's rows of the business date's period (every column, so the
+    suite can check the published schema), plus derived check columns computed in DuckDB.
+
+    ``period`` is the SQL condition that picks the period of the business date (``$day``); each value of
+    ``checks`` is SQL over the mart's row ``m`` (and may query seeds or other marts for ``$day``);
+    ``private`` are the k-anonymised cells, of which a row flagged ``suppressed`` must have one NULL
+    (empty for a mart without a privacy rule, pipeline_runs).
+    """
+
+    table: str
+    period: str
+    checks: tuple[tuple[str, str], ...]
+    private: tuple[str, ...]
+
+    def __call__(self, con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.DataFrame:
+        _require(con, self.table)
+        derived = list(self.checks)
+        if self.private:
+            derived.append(("suppressed_null_cells", _null_cells(list(self.private))))
+        select = ",\n".join(f"({sql}) as {name}" for name, sql in derived)
+        try:
+            return con.execute(
+                f"select m.*, {select} from {self.table} as m where {self.period}", {"day": business_date}
+            ).df()
+        except (duckdb.BinderException, duckdb.CatalogException) as error:
+            # A column or seed the checks need is missing: name it instead of crashing the task.
+            raise FrameUnavailable(f"{self.table}: {str(error).splitlines()[0]}") from error
+
+
+_DAY = "$day::date"
+_MONTH = "date_trunc('month', $day::date)::date"
+_SOURCES = ("meituan", "eleme", "sf", "shansong", "union_members", "union_orgs", "stations")
+_UNIT_TYPES = ("residential_compound", "office_building", "scenic_area", "hospital", "university",
+               "construction_site")
+
+
+def _all(conditions: list[str]) -> str:
+    """SQL: every condition holds where it can be evaluated (a NULL cell, suppressed or not applicable,
+    makes its condition true rather than unknown)."""
+    return " and ".join(f"coalesce({c}, true)" for c in conditions)
+
+
+FRIENDLY_EFFECT = MartFrame(
+    table="marts.friendly_effect",
+    period=f"reporting_date = {_DAY}",
+    checks=(
+        ("count_min",
+         "least(units_adopted, units_measured, after_window_deliveries, deliveries_last_30_days)"),
+        ("measured_within_adopted", _all(["units_measured <= units_adopted"])),
+        ("interval_holds_estimate", _all(["did_saving_ci_low_min <= did_saving_min",
+                                          "did_saving_min <= did_saving_ci_high_min"])),
+    ),
+    private=("after_window_deliveries", "naive_saving_min", "did_saving_min", "did_saving_ci_low_min",
+             "did_saving_ci_high_min", "deliveries_last_30_days", "rider_hours_saved_per_month"),
+)
+
+STREET_COVERAGE_MONTHLY = MartFrame(
+    table="marts.street_coverage_monthly",
+    period=f"month = {_MONTH}",
+    checks=(
+        ("street_known", _known("m.street_id", "streets", "street_id")),
+        ("share_min", "least(friendly_unit_share, target_progress, share_deliveries_to_friendly_units)"),
+        ("share_max", "greatest(friendly_unit_share, target_progress, share_deliveries_to_friendly_units)"),
+        ("count_min",
+         "least(units_total, friendly_units_total, target_units, target_units_friendly, deliveries, "
+                      + ", ".join(f"units_{t}, friendly_units_{t}" for t in _UNIT_TYPES) + ")"),
+        ("friendly_within_units", _all(
+            [f"friendly_units_{t} <= units_{t}" for t in _UNIT_TYPES]
+            + ["friendly_units_total <= units_total", "target_units_friendly <= target_units",
+               "units_total = " + " + ".join(f"units_{t}" for t in _UNIT_TYPES)])),
+    ),
+    private=("deliveries", "share_deliveries_to_friendly_units"),
+)
+
+_STATION_COUNTS = ("visits", "distinct_riders", "services_charging", "services_water", "services_microwave",
+                   "services_rest", "services_restroom", "services_first_aid", "services_haircut",
+                   "services_bike_repair", "canteen_meals", "points_redeemed")
+STATION_USAGE_DAILY = MartFrame(
+    table="marts.station_usage_daily",
+    period=f"event_date = {_DAY}",
+    checks=(
+        ("station_known", _known("m.station_id", "stations", "station_id")),
+        ("count_min", f"least({', '.join(_STATION_COUNTS)})"),
+    ),
+    private=(*_STATION_COUNTS, "median_stay_min", "avg_meal_price_cents"),
+)
+
+SERVICE_CIRCLE_DAILY = MartFrame(
+    table="marts.service_circle_daily",
+    period=f"business_date = {_DAY}",
+    checks=(
+        ("street_known", f"m.street_id = 'unmatched' or {_known('m.street_id', 'streets', 'street_id')}"),
+        ("share_min", "least(share_within_reach, share_riders_visited_30d)"),
+        ("share_max", "greatest(share_within_reach, share_riders_visited_30d)"),
+        ("count_min", "least(deliveries, deliveries_within_reach, active_riders, riders_visited_30d)"),
+        ("parts_within_totals", _all(["deliveries_within_reach <= deliveries",
+                                      "riders_visited_30d <= active_riders"])),
+    ),
+    private=("deliveries", "deliveries_within_reach", "share_within_reach", "active_riders",
+             "riders_visited_30d", "share_riders_visited_30d"),
+)
+
+UNION_COVERAGE_MONTHLY = MartFrame(
+    table="marts.union_coverage_monthly",
+    period=f"month = {_MONTH}",
+    checks=(
+        ("count_min", "least(active_riders, active_riders_in_good_standing, members_in_good_standing,"
+                      " new_members, withdrawals, expulsions)"),
+        ("covered_within_active", _all(["active_riders_in_good_standing <= active_riders"])),
+    ),
+    private=("active_riders", "active_riders_in_good_standing", "coverage_rate", "members_in_good_standing",
+             "new_members", "withdrawals", "expulsions"),
+)
+
+DISTRICT_DAILY_KPIS = MartFrame(
+    table="marts.district_daily_kpis",
+    period=f"business_date = {_DAY}",
+    checks=(
+        ("share_min", "least(share_to_friendly_units, union_coverage_rate)"),
+        ("share_max", "greatest(share_to_friendly_units, union_coverage_rate)"),
+        ("minutes_min", "least(median_last100_min_friendly, median_last100_min_non_friendly)"),
+        ("minutes_max", "greatest(median_last100_min_friendly, median_last100_min_non_friendly)"),
+        ("count_min",
+         "least(deliveries, station_visits, points_earned, points_redeemed, implausible_last100, "
+                      + ", ".join(f"{s}_fetched, {s}_loaded, {s}_quarantined" for s in _SOURCES) + ")"),
+        ("loads_balance", _all([f"{s}_fetched = {s}_loaded + {s}_quarantined" for s in _SOURCES])),
+        # Cross-table: the district's totals cover what the detailed marts published for the date
+        # (suppressed cells are NULL there, so a sum of the published cells can only be smaller).
+        ("deliveries_cover_units", _all([
+            "deliveries >= (select coalesce(sum(u.deliveries), 0) from marts.unit_access_daily u"
+            f" where u.business_date = {_DAY})"])),
+        ("visits_cover_stations", _all([
+            "station_visits >= (select coalesce(sum(s.visits), 0) from marts.station_usage_daily s"
+            f" where s.event_date = {_DAY})"])),
+    ),
+    private=("deliveries", "share_to_friendly_units", "median_last100_min_friendly",
+             "median_last100_min_non_friendly", "station_visits", "points_earned", "points_redeemed"),
+)
+
+PIPELINE_RUNS = MartFrame(
+    table="marts.pipeline_runs",
+    period=f"business_date = {_DAY}",
+    checks=(("totals_balance", _all(["total_fetched = total_loaded + total_quarantined"])),),
+    private=(),
+)
 
 
 def rider_points_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.DataFrame:
@@ -234,6 +409,14 @@ SUITES: tuple[SuiteSpec, ...] = (
     SuiteSpec("raw_load_audit", "raw", load_audit_frame, "source"),
     SuiteSpec("unit_access_daily", "marts", unit_access_frame, "unit_id", "marts.unit_access_daily"),
     SuiteSpec("volunteer_activity_monthly", "marts", volunteer_activity_frame),
+    SuiteSpec("friendly_effect", "marts", FRIENDLY_EFFECT, "unit_type"),
+    SuiteSpec("street_coverage_monthly", "marts", STREET_COVERAGE_MONTHLY, "street_id"),
+    SuiteSpec("station_usage_daily", "marts", STATION_USAGE_DAILY, "station_id"),
+    SuiteSpec("service_circle_daily", "marts", SERVICE_CIRCLE_DAILY, "street_id",
+              "marts.service_circle_daily"),
+    SuiteSpec("union_coverage_monthly", "marts", UNION_COVERAGE_MONTHLY, "platform"),
+    SuiteSpec("district_daily_kpis", "marts", DISTRICT_DAILY_KPIS, "business_date"),
+    SuiteSpec("pipeline_runs", "marts", PIPELINE_RUNS, "run_id"),
     SuiteSpec("rider_points_balance", "marts", rider_points_frame, "rider_key"),
 )
 

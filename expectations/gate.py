@@ -10,6 +10,7 @@ rebuilds the Data Docs site under ``$XIHU_DATA_DIR/quality/data_docs``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import os
 import re
@@ -23,6 +24,7 @@ from ingest import settings
 from ingest.settings import k_anon
 
 PROJECT_ROOT = Path(__file__).resolve().parent
+log = logging.getLogger(__name__)
 STAGES = ("raw", "marts")
 # Row count warnings fire outside [half, double] the trailing 7-day median: a weekend is +15%, a
 # platform outage halves a day. Without history the bounds are open.
@@ -185,8 +187,10 @@ def run_gate(
     """Validate every suite of ``stage`` ('raw' or 'marts') for the business date.
 
     Frames are read first with a read-only connection and the connection is closed before validation,
-    so the warehouse is held for writing only while the result rows are inserted. Raises ``GateFailed``
-    (after recording) when a critical expectation failed, unless ``raise_on_failure`` is False.
+    so the warehouse is held for writing only while the result rows are inserted. Logs the summary
+    paragraph (INFO when clean, WARNING with warnings, ERROR when blocked), then raises ``GateFailed``
+    (after recording; its message is the same summary) when a critical expectation failed, unless
+    ``raise_on_failure`` is False.
     """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
@@ -258,6 +262,12 @@ def run_gate(
         data_docs=quality_dir / "data_docs" / "index.html",
     )
     _record(warehouse_path, result, dt.datetime.now(dt.UTC))
+    # The summary paragraph goes to the task log whatever the verdict: on success it is the only record
+    # in the log of what was checked (and of the warnings), and a blocked run must be readable there
+    # without opening the Data Docs.
+    warned = any(s.failed_warning for s in result.suites)
+    level = logging.ERROR if not result.success else logging.WARNING if warned else logging.INFO
+    log.log(level, "%s Data Docs: %s", result.summary, result.data_docs)
     if raise_on_failure and not result.success:
         raise GateFailed(result)
     return result

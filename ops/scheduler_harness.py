@@ -294,10 +294,12 @@ class SchedulerHarness:
         return _wait(f"run {run_id} of {dag_id}", finished, timeout, interval=2,
                      on_timeout=lambda: f"{self.task_instances(dag_id, run_id)}\n{self.log_tails()}")
 
-    def backfill(self, dag_id: str, from_date: str, to_date: str, timeout: float = 900) -> list[dict]:
-        """``airflow backfill create`` for [from_date, to_date]; waits until every run it made finished."""
+    def backfill(self, dag_id: str, from_date: str, to_date: str, timeout: float = 1800) -> list[dict]:
+        """``airflow backfill create`` for [from_date, to_date], one run at a time (a backfill does not take
+        the DAG's max_active_runs by itself); waits until every run it made finished."""
         before = {r["dag_run_id"] for r in self.runs(dag_id, "backfill")}
-        self.airflow("backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date)
+        self.airflow("backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date,
+                     "--max-active-runs", "1")
 
         def all_finished():
             self._check_alive()
@@ -308,7 +310,7 @@ class SchedulerHarness:
                      on_timeout=self.log_tails)
 
     def backfill_business_dates(self, dag_id: str, first: date, last: date,
-                                timeout: float = 900) -> list[dict]:
+                                timeout: float = 1800) -> list[dict]:
         """Backfill business dates ``first``..``last``. The CLI's window is of logical dates, and the run
         of day D fires at D+1 01:30 Asia/Shanghai (ingest.dates), so plain dates would be read as UTC
         midnights and miss a day; the window is given as those fire times instead."""

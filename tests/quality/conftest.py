@@ -1,17 +1,22 @@
 """A small warehouse of good data: 8 days of every raw table of the raw contract (docs/internals.md),
-the load audit, and the marts the gates read. Tests break one rule at a time with plain SQL."""
+the load audit, the seeds (the committed registry CSVs), and every mart with every column its dbt YAML
+documents. Tests break one rule at a time with plain SQL."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
+SEEDS_DIR = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds"
 DAY = dt.date(2026, 11, 28)
 HISTORY_DAYS = 7
+TYPES = ["residential_compound", "office_building", "scenic_area", "hospital", "university",
+         "construction_site"]
 SOURCES = {
     # source: (raw table, rows per day)
     "meituan": ("meituan_orders", 40),
@@ -66,6 +71,10 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
     con.execute("create schema raw")
     con.execute("create schema marts")
     con.execute("create schema intermediate")
+    con.execute("create schema seeds")
+    for seed in ("units", "streets", "stations", "volunteer_teams"):
+        con.execute(f"create table seeds.{seed} as select * from read_csv(?, header = true)",
+                    [str(SEEDS_DIR / f"{seed}.csv")])
     days = [day - dt.timedelta(days=n) for n in range(HISTORY_DAYS, -1, -1)]
     for source, (table, rows) in SOURCES.items():
         con.execute(
@@ -91,28 +100,43 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
             audit.append((source, d, f"f-{d}", rows + quarantined, rows, quarantined,
                           dt.datetime.combine(d, dt.time(18))))
     con.executemany("insert into raw.load_audit values (?, ?, ?, ?, ?, ?, ?)", audit)
+    _build_marts(con, day)
+    con.close()
+    return path
+
+
+def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
+    """Every mart of the marts gate, consistent with the seeds, the load audit and each other; each has
+    one suppressed row whose k-anonymised cells are NULL."""
+    dates = "range(?::date - 7, ?::date + 1, interval 1 day) r(d)"
     con.execute(
-        """
+        f"""
         create table marts.unit_access_daily as
-        select 'U' || lpad(u::varchar, 4, '0') as unit_id, d::date as business_date,
+        select s.unit_id, d::date as business_date, s.unit_type, s.street_id, u % 3 = 0 as is_friendly,
                case when u = 9 then null else 10 + u end as deliveries,
-               case when u = 9 then null else 0.5 end as share_entry_code_or_nfc,
-               case when u = 9 then null else 0.25 end as share_parked_rider_bay,
+               case when u = 9 then null else 1 end as cancellations,
                case when u = 9 then null else 3.5 + u end as median_last100_min,
                case when u = 9 then null else 9.0 + u end as p90_last100_min,
-               u % 3 = 0 as is_friendly,
+               case when u = 9 then null else 0.5::double end as share_entry_code_or_nfc,
+               case when u = 9 then null else 0.3::double end as share_entry_order_show,
+               case when u = 9 then null else 0.2::double end as share_entry_registration,
+               case when u = 9 then null else 0.25::double end as share_parked_rider_bay,
+               case when u = 9 then null else 0.5::double end as share_parked_roadside,
+               case when u = 9 then null else 0.1::double end as share_locker,
+               case when u = 9 then null else u % 2 end as elderly_meal_deliveries,
                u = 9 as suppressed
-        from range(10) t(u), range(?::date - 7, ?::date + 1, interval 1 day) r(d)
+        from range(1, 11) t(u), {dates}, seeds.units s
+        where s.unit_id = 'U' || lpad(u::varchar, 4, '0')
         """,
         [day, day],
     )
     # The deliveries behind unit_access_daily: unit u has 10 + u deliveries by 5 + u distinct riders.
     con.execute(
-        """
+        f"""
         create table intermediate.int_orders_matched as
         select 'U' || lpad(u::varchar, 4, '0') as unit_id, d::date as business_date,
                'rider-' || (n % (5 + u)) as rider_key, true as is_delivered
-        from range(10) t(u), range(?::date - 7, ?::date + 1, interval 1 day) r(d), range(30) o(n)
+        from range(1, 11) t(u), {dates}, range(30) o(n)
         where n < 10 + u
         """,
         [day, day],
@@ -120,15 +144,167 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
     con.execute(
         """
         create table marts.volunteer_activity_monthly as
-        select 'VT-' || lpad(t::varchar, 2, '0') as team_id, date_trunc('month', ?::date)::date as month,
-               20 + t as points_earned, 5 as points_redeemed, 15 + t as points_outstanding,
-               false as suppressed
-        from range(1, 18) r(t)
+        select date_trunc('month', ?::date)::date as month, 'team' as rollup_level, team_id, street_id,
+               6 as active_volunteers, 2 as elderly_meal_deliveries, 3 as hazard_reports,
+               2 as valid_hazard_reports, 1 as emergency_assists,
+               20 + row_number() over (order by team_id) as points_earned, 5 as points_redeemed,
+               15 + row_number() over (order by team_id) as points_outstanding, false as suppressed
+        from seeds.volunteer_teams
+        union all
+        select date_trunc('month', ?::date)::date, 'street', null, street_id, 6, 2, 3, 2, 1, 40, 10, 30, false
+        from seeds.streets
         """,
-        [day],
+        [day, day],
     )
-    con.close()
-    return path
+    con.execute(
+        """
+        create table marts.friendly_effect as
+        select $day::date as reporting_date, unit_type, 4 as units_adopted, 3 as units_measured,
+               case when sup then null else 300 end as after_window_deliveries,
+               case when sup then null else 2.5::double end as naive_saving_min,
+               case when sup then null else 1.8::double end as did_saving_min,
+               case when sup then null else 0.9::double end as did_saving_ci_low_min,
+               case when sup then null else 2.7::double end as did_saving_ci_high_min,
+               case when sup then null else 900 end as deliveries_last_30_days,
+               case when sup then null else 27.0::double end as rider_hours_saved_per_month,
+               sup as suppressed
+        from (select unit_type, unit_type = 'construction_site' as sup
+              from unnest($types::varchar[]) t(unit_type))
+        """,
+        {"day": day, "types": [*TYPES, "all"]},
+    )
+    # Unit counts per street from the units seed, as of the business date; S11's deliveries suppressed.
+    per_type = ", ".join(
+        f"count(*) filter (where unit_type = '{t}') as units_{t}, "
+        f"count(*) filter (where unit_type = '{t}' and friendly_since <= $day) as friendly_units_{t}"
+        for t in TYPES
+    )
+    con.execute(
+        f"""
+        create table marts.street_coverage_monthly as
+        select date_trunc('month', $day::date)::date as month, street_id, {per_type},
+               count(*) as units_total,
+               count(*) filter (where friendly_since <= $day) as friendly_units_total,
+               friendly_units_total / units_total as friendly_unit_share,
+               count(*) filter (where unit_type in ('residential_compound', 'office_building'))
+                   as target_units,
+               count(*) filter (where unit_type in ('residential_compound', 'office_building')
+                                and friendly_since <= $day) as target_units_friendly,
+               target_units_friendly / nullif(target_units, 0) as target_progress,
+               case when street_id = 'S11' then null else 400 end as deliveries,
+               case when street_id = 'S11' then null else 0.4::double end
+                   as share_deliveries_to_friendly_units,
+               street_id = 'S11' as suppressed
+        from seeds.units
+        group by street_id
+        """,
+        {"day": day},
+    )
+    services = ", ".join(
+        f"case when s = 9 then null else {n} end as services_{name}" for n, name in enumerate(
+            ["charging", "water", "microwave", "rest", "restroom", "first_aid", "haircut", "bike_repair"]))
+    con.execute(
+        f"""
+        create table marts.station_usage_daily as
+        select 'NF-' || lpad(s::varchar, 4, '0') as station_id, d::date as event_date,
+               case when s = 9 then null else 10 + s end as visits,
+               case when s = 9 then null else 6 end as distinct_riders,
+               case when s = 9 then null else 25.0::double end as median_stay_min, {services},
+               case when s = 9 then null else 8 end as canteen_meals,
+               case when s = 9 then null else 1500.0::double end as avg_meal_price_cents,
+               case when s = 9 then null else 15 end as points_redeemed,
+               s = 9 as suppressed
+        from range(1, 10) t(s), {dates}
+        """,
+        [day, day],
+    )
+    con.execute(
+        f"""
+        create table marts.service_circle_daily as
+        select d::date as business_date, street_id,
+               case when sup then null else 50 end as deliveries,
+               case when sup then null else 30 end as deliveries_within_reach,
+               case when sup then null else 0.6::double end as share_within_reach,
+               case when sup then null else 10 end as active_riders,
+               case when sup then null else 4 end as riders_visited_30d,
+               case when sup then null else 0.4::double end as share_riders_visited_30d,
+               sup as suppressed
+        from (select street_id, street_id = 'S11' as sup from seeds.streets
+              union all select 'unmatched', false), {dates}
+        """,
+        [day, day],
+    )
+    con.execute(
+        """
+        create table marts.union_coverage_monthly as
+        select date_trunc('month', $day::date)::date as month, platform, occupation, home_street, org_level,
+               union_org_code, union_org_name, $day::date as membership_as_of,
+               case when sup then null else active end as active_riders,
+               case when sup then null else good end as active_riders_in_good_standing,
+               case when sup or active is null then null else good / active end as coverage_rate,
+               case when sup then null else good end as members_in_good_standing,
+               case when sup then null else 2 end as new_members,
+               case when sup then null else 1 end as withdrawals,
+               case when sup then null else 0 end as expulsions,
+               sup as suppressed
+        from (values
+            ('meituan', 'food_delivery_rider', '北山街道', 'all', 'all', 'all', 20, 15, false),
+            ('eleme', 'delivery_rider_order_feed', 'unknown', 'all', 'all', 'all', 12, 0, false),
+            ('didi', 'ride_hailing_driver', '西溪街道', 'all', 'all', 'all', 0, 3, true),
+            ('meituan', 'food_delivery_rider', '北山街道', 'union', 'EU1', '美团工会', null, 15, false),
+            ('meituan', 'food_delivery_rider', '北山街道', 'industry_federation', 'FD1', '外卖行业工会联合会',
+             null, 15, false),
+            ('all', 'all', 'all', 'district', 'all', 'all', 32, 15, false)
+        ) v(platform, occupation, home_street, org_level, union_org_code, union_org_name, active, good, sup)
+        """,
+        {"day": day},
+    )
+    # District KPIs: per-source counts are the load audit's, pivoted like the dbt model does.
+    per_source = ", ".join(
+        f"any_value(fetched) filter (where source = '{s}') as {s}_fetched, "
+        f"any_value(loaded) filter (where source = '{s}') as {s}_loaded, "
+        f"any_value(quarantined) filter (where source = '{s}') as {s}_quarantined"
+        for s in SOURCES
+    )
+    con.execute(f"create temporary table load_pivot as select business_date, {per_source}"
+                " from raw.load_audit group by business_date")
+    con.execute(
+        """
+        create table marts.district_daily_kpis as
+        select business_date, 200 as deliveries, 0.3::double as share_to_friendly_units,
+               4.0::double as median_last100_min_friendly, 6.5::double as median_last100_min_non_friendly,
+               500 as station_visits, 70 as points_earned, 35 as points_redeemed, false as suppressed,
+               case when business_date = $day then 27.0::double end as rider_hours_saved_per_month,
+               date_trunc('month', business_date)::date as union_coverage_month,
+               0.6::double as union_coverage_rate,
+               3 as implausible_last100, * exclude (business_date)
+        from load_pivot
+        """,
+        {"day": day},
+    )
+    reasons = ["missing_id", "wrong_type", "bad_coordinates", "missing_order_time", "unparseable_order_time",
+               "order_time_not_on_business_date", "duplicate_record", "invalid_json", "missing_event_id",
+               "unparseable_ts", "other_reason"]
+    totals = {kind: " + ".join(f"{s}_{kind}" for s in SOURCES)
+              for kind in ("fetched", "loaded", "quarantined")}
+    gates = ", ".join(
+        f"7 as {stage}_suites, 40 as {stage}_expectations_evaluated, 0 as {stage}_failed_critical,"
+        f" 0 as {stage}_failed_warning, true as {stage}_gate_passed" for stage in ("raw", "marts"))
+    con.execute(
+        f"""
+        create table marts.pipeline_runs as
+        select 'f-' || business_date || '|' || business_date as run_date_id, 'f-' || business_date as run_id,
+               business_date, * exclude (business_date),
+               {totals["fetched"]} as total_fetched, {totals["loaded"]} as total_loaded,
+               {totals["quarantined"]} as total_quarantined,
+               {", ".join(f"{totals['quarantined'] if r == 'missing_id' else 0} as quarantined_{r}"
+                          for r in reasons)},
+               {gates}, 'published' as publication_status, 'v-' || business_date as published_version,
+               business_date + interval 18 hour as published_at,
+               business_date + interval 18 hour as last_activity_at
+        from load_pivot
+        """
+    )
 
 
 @pytest.fixture
@@ -139,7 +315,13 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def warehouse_template(tmp_path_factory) -> Path:
+    """Built once per session (about 2 s); each test gets its own copy to break."""
+    return build_warehouse(tmp_path_factory.mktemp("template") / "xihu.duckdb")
+
+
 @pytest.fixture
-def warehouse(data_dir) -> Path:
+def warehouse(data_dir, warehouse_template) -> Path:
     (data_dir / "warehouse").mkdir(parents=True)
-    return build_warehouse(data_dir / "warehouse" / "xihu.duckdb")
+    return Path(shutil.copy(warehouse_template, data_dir / "warehouse" / "xihu.duckdb"))
