@@ -70,8 +70,9 @@ EXECUTION_CONFIG = ExecutionConfig(
 )
 # Every dbt task takes the writer pool: the producer runs the one `dbt build`; a consumer only watches on
 # its first try but runs its own model with dbt on a retry. Consumers start after the producer (see
-# run_consumers_after_producer), so a consumer holding the slot never starves the producer.
-DBT_OPERATOR_ARGS = {"install_deps": False, "pool": WRITER_POOL}
+# run_consumers_after_producer), so a consumer holding the slot never starves the producer, and they find
+# their model's status at once: deferring to the triggerer would only add a round trip per model.
+DBT_OPERATOR_ARGS = {"install_deps": False, "pool": WRITER_POOL, "deferrable": False}
 
 
 def publish_deadline_alert():
