@@ -13,6 +13,16 @@
 
 with
 
+orders as (
+
+    select * from {{ ref('int_orders_matched') }}
+    {%- if is_incremental() %}
+        -- late corrections: the reprocess window is rebuilt whole (delete+insert by business_date)
+        where business_date >= {{ reprocess_from() }}
+    {%- endif %}
+
+),
+
 deliveries as (
 
     select
@@ -23,13 +33,9 @@ deliveries as (
         orders.dest_lat,
         -- a delivery's street is its unit's street; a destination matched to no unit has none
         coalesce(units.street_id, 'unmatched') as street_id
-    from {{ ref('int_orders_matched') }} as orders
+    from orders
     left join {{ ref('units') }} as units on orders.unit_id = units.unit_id
     where orders.is_delivered
-    {%- if is_incremental() %}
-        -- late corrections: the reprocess window is rebuilt whole (delete+insert by business_date)
-        and orders.business_date >= {{ reprocess_from() }}
-    {%- endif %}
 
 ),
 
