@@ -1,6 +1,6 @@
 """The business date is derived in one place and agrees for scheduled, manual, test and backfill runs."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -13,13 +13,13 @@ def test_scheduled_run_processes_the_day_before():
 
 def test_utc_logical_date_is_read_in_shanghai_time():
     # 2026-11-28 17:30 UTC is 2026-11-29 01:30 in Shanghai: the scheduled run for the 28th.
-    assert business_date_for(datetime(2026, 11, 28, 17, 30, tzinfo=timezone.utc)) == date(2026, 11, 28)
+    assert business_date_for(datetime(2026, 11, 28, 17, 30, tzinfo=UTC)) == date(2026, 11, 28)
     # 15:59 UTC is still the 28th in Shanghai (23:59): a manual run then processes the 27th.
-    assert business_date_for(datetime(2026, 11, 28, 15, 59, tzinfo=timezone.utc)) == date(2026, 11, 27)
+    assert business_date_for(datetime(2026, 11, 28, 15, 59, tzinfo=UTC)) == date(2026, 11, 27)
 
 
 def test_manual_run_without_logical_date_uses_run_after():
-    assert business_date_for(None, datetime(2026, 11, 29, 14, 0, tzinfo=timezone.utc)) == date(2026, 11, 28)
+    assert business_date_for(None, datetime(2026, 11, 29, 14, 0, tzinfo=UTC)) == date(2026, 11, 28)
 
 
 def test_explicit_business_date_wins():
@@ -41,7 +41,8 @@ def test_naive_or_missing_times_are_refused():
 
 def test_fetch_plan_repulls_the_previous_day_for_platforms_only():
     plan = fetch_plan(date(2026, 11, 28))
-    platforms = {(j["source"], j["business_date"]) for j in plan if j["source"] in {"meituan", "eleme", "sf", "shansong"}}
+    orders = {"meituan", "eleme", "sf", "shansong"}
+    platforms = {(j["source"], j["business_date"]) for j in plan if j["source"] in orders}
     assert len(platforms) == 8 and ("sf", "2026-11-27") in platforms
-    others = [j for j in plan if j["source"] not in {"meituan", "eleme", "sf", "shansong"}]
+    others = [j for j in plan if j["source"] not in orders]
     assert {j["business_date"] for j in others} == {"2026-11-28"}
