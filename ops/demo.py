@@ -41,9 +41,14 @@ def sandbox(seed: int, scale: float, faults: list[str] = ()):
         proc.wait(timeout=30)
 
 
-def last_complete_dates(n: int, today: date | None = None) -> list[date]:
-    today = today or datetime.now(LOCAL).date()
-    return [today - timedelta(days=i) for i in range(n, 0, -1)]
+def last_complete_dates(n: int, now: datetime | None = None) -> list[date]:
+    """The last ``n`` business dates whose scheduled run (D+1 01:30 Asia/Shanghai) has come: a day is
+    over at midnight, but its station log is only published at 00:30, so the run waits until 01:30."""
+    now = now or datetime.now(LOCAL)
+    last = now.astimezone(LOCAL).date() - timedelta(days=1)
+    if run_time_for(last) > now:
+        last -= timedelta(days=1)
+    return [last - timedelta(days=i) for i in range(n - 1, -1, -1)]
 
 
 def run_day(env: dict[str, str], day: date) -> bool:

@@ -46,3 +46,13 @@ def test_fetch_plan_repulls_the_previous_day_for_platforms_only():
     assert len(platforms) == 8 and ("sf", "2026-11-27") in platforms
     others = [j for j in plan if j["source"] not in orders]
     assert {j["business_date"] for j in others} == {"2026-11-28"}
+
+
+def test_demo_takes_the_last_days_whose_run_time_has_come():
+    from ops.demo import last_complete_dates
+
+    # 00:04 on the 30th: the 29th is over but its station log is not out until 00:30, its run not until 01:30.
+    assert last_complete_dates(3, datetime(2026, 11, 30, 0, 4, tzinfo=LOCAL)) == [
+        date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 28)]
+    assert last_complete_dates(3, datetime(2026, 11, 30, 1, 30, tzinfo=LOCAL)) == [
+        date(2026, 11, 27), date(2026, 11, 28), date(2026, 11, 29)]
