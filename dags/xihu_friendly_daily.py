@@ -2,23 +2,33 @@
 ### xihu_friendly_daily — one business date of the friendly-society indicators
 
 Runs at 01:30 Asia/Shanghai for the day that just ended (business date D, see `ingest/dates.py`).
+Write, audit, publish: nothing this run writes reaches the live warehouse or readers before every check
+has looked at it, and a failed run leaves both exactly as they were (`ingest/warehouse.py`).
 
-1. **plan** — the business date and the fetches: four platforms for D and D-1 (late corrections), the
-   union export and the rest stations' log for D.
-2. **fetch** — one mapped task per (source, date): HTTP to landing files, PII hashed before disk. Landed
-   pages survive a failed run and are not fetched again when the run is retried.
-3. **load** — landing to `raw.*`, replacing whole (source, date) partitions; quarantine with reasons;
-   fetched = loaded + quarantined is checked before commit. Pool `duckdb_writer`.
-4. **gate_raw** — Great Expectations on raw: a critical failure stops the run here.
-5. **transform** — dbt (Cosmos watcher mode: one `dbt build`, one task per model).
-6. **gate_marts** — Great Expectations on the marts: a critical failure blocks publish.
-7. **publish** — a new read-only version (DuckDB, Parquet, CSV, manifest), `current` switched atomically;
-   emits one Airflow Asset per mart.
+1. **plan** — the business date, the run key and the fetches: four platforms and the stations' log for
+   D and D-1 (late corrections), the union export for D. A run for an older day than the newest
+   published one is a correction: the marts are rebuilt as of the newest date.
+2. **fetch** — one mapped task per (source, date): HTTP to landing files, PII hashed before disk.
+3. **stage** — takes the warehouse writer for this run (queuing behind another run) and copies the live
+   warehouse; every later step writes only that copy.
+4. **load** — landing to the staged `raw.*`, replacing whole (source, date) partitions; quarantine with
+   reasons; a replacement that moves a loaded day beyond the correction band is refused.
+5. **gate_raw** — Great Expectations on raw: a critical failure stops the run here.
+6. **transform** — dbt (Cosmos watcher mode: one `dbt build`, one task per model) on the staged copy.
+7. **gate_marts** — Great Expectations on the marts as of their date, and published days may move only
+   within the correction band.
+8. **publish** — a new read-only version; its publication recorded, the staged copy promoted to live,
+   then `current` switched forward; emits one Airflow Asset per mart.
+9. **release** (teardown) — a failed run's staged copy is discarded, its check results kept.
 
-Trigger a given day with the param `business_date` (`YYYY-MM-DD`).
+Params: `business_date` (`YYYY-MM-DD`) runs a given day; `accept_replacements` lets a run replace
+loaded days beyond the correction band, after an operator has checked the source.
 """
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
 
 import pendulum
 from airflow.sdk import Param, chain, dag, get_current_context, task
@@ -39,6 +49,8 @@ from ops.dag_config import (
     run_consumers_after_producer,
 )
 
+log = logging.getLogger(__name__)
+
 
 @dag(
     dag_id="xihu_friendly_daily",
@@ -47,69 +59,131 @@ from ops.dag_config import (
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
-    params={"business_date": Param(None, type=["null", "string"], format="date",
-                                   description="Business date to process; default: the day before the run")},
+    params={
+        "business_date": Param(None, type=["null", "string"], format="date",
+                               description="Business date to process; default: the day before the run"),
+        "accept_replacements": Param(False, type="boolean",
+                                     description="Replace loaded days even beyond the correction band "
+                                                 "(XIHU_CORRECTION_BAND), after checking the source"),
+    },
     tags=["xihu", "daily", "publish"],
     deadline=publish_deadline_alert(),  # a scheduled day not published by 06:00 Asia/Shanghai alerts
     doc_md=__doc__,
 )
 def xihu_friendly_daily():
-    @task
-    def plan() -> list[dict]:
-        """The business date (one rule for every kind of run) and the run key that names this run's
-        landing folders and its rows in the audit tables."""
-        from ingest.dates import business_date_for, fetch_plan
+    @task(multiple_outputs=True)
+    def plan() -> dict:
+        """The business date (one rule for every kind of run), the date the marts are built as of, and the
+        run key that names this run's landing folders, audit rows and staged warehouse."""
+        from ingest.dates import business_date_for
         from ingest.landing import safe_fetch_id
+        from ingest.settings import published_dir
+        from publish.publisher import newest_business_date
 
         ctx = get_current_context()
         day = business_date_for(ctx.get("logical_date"), ctx["dag_run"].run_after, ctx["params"].get("business_date"))
-        ctx["ti"].xcom_push(key="business_date", value=day.isoformat())
-        ctx["ti"].xcom_push(key="run_key", value=safe_fetch_id(ctx["run_id"]))
-        return fetch_plan(day)
+        newest = newest_business_date(published_dir())
+        as_of = max(day.isoformat(), newest or "")
+        if as_of != day.isoformat():
+            log.info("%s is older than the newest published day %s: a correction, published as of %s",
+                     day, newest, as_of)
+        return {"business_date": day.isoformat(), "as_of": as_of, "run_key": safe_fetch_id(ctx["run_id"])}
+
+    @task
+    def fetches(business_date: str) -> list[dict]:
+        """One fetch per (source, date): Airflow maps only over a task's whole return value."""
+        from datetime import date
+
+        from ingest.dates import fetch_plan
+
+        return fetch_plan(date.fromisoformat(business_date))
 
     @task(map_index_template="{{ job['source'] }} {{ job['business_date'] }}")
-    def fetch(job: dict) -> str:
+    def fetch(job: dict, run_key: str) -> str:
         from datetime import date
 
         from ingest.clients import CONNECTION_IDS, PII_CONNECTION_ID, NotYetPublished, SourceError
         from ingest.clients import fetch as fetch_source
+        from ingest.landing import LandingRejected
         from ingest.pii import PiiHasher
 
-        ctx = get_current_context()
         try:
-            folder = fetch_source(
-                job["source"],
-                date.fromisoformat(job["business_date"]),
-                conn(CONNECTION_IDS[job["source"]]),
-                PiiHasher(conn(PII_CONNECTION_ID).password),
-                fetch_id=ctx["ti"].xcom_pull(task_ids="plan", key="run_key"),
-            )
+            pii = PiiHasher(conn(PII_CONNECTION_ID).password)
+        except ValueError as refused:  # no key, a short or the public demo key: configuration, not luck
+            raise AirflowFailException(str(refused)) from refused
+        def land(fetch_id: str) -> str:
+            return str(fetch_source(job["source"], date.fromisoformat(job["business_date"]),
+                                    conn(CONNECTION_IDS[job["source"]]), pii, fetch_id=fetch_id))
+
+        try:
+            try:
+                folder = land(run_key)
+            except LandingRejected:  # this run was blocked and is being run again (cleared): fetch anew
+                try_number = get_current_context()["ti"].try_number
+                log.warning("%s %s: this run's landing was rejected by a gate; fetching it again as try %s",
+                            job["source"], job["business_date"], try_number)
+                folder = land(f"{run_key}-try{try_number}")
         except NotYetPublished:
             raise  # the station log appears at D+1 00:30: a retry later will find it
         except SourceError as refused:  # wrong credentials or a refused request: retrying cannot help
             raise AirflowFailException(str(refused)) from refused
-        return str(folder)
+        return folder
+
+    @task  # no pool: it queues for the writer itself, and must not hold the slot the writer's run needs
+    def stage(run_key: str) -> None:
+        """Take the writer, copy the live warehouse, and clear what interrupted runs left behind: a
+        publication between its folder and its switch, unfinished builds, old landing folders."""
+        from ingest import warehouse
+        from ingest.landing import prune_landing
+        from ingest.settings import landing_dir, landing_keep_days, published_dir
+        from publish.publisher import recorded_versions, recover
+
+        warehouse.stage(run_key)
+        settled = recover(published_dir(), lambda v: v in recorded_versions(warehouse.live_path()))
+        if settled:
+            log.warning("%s", settled)
+        pruned = prune_landing(landing_dir(), pendulum.now("UTC"), landing_keep_days())
+        if pruned:
+            log.info("landing retention: %d old fetch folders deleted", len(pruned))
 
     @task(pool=WRITER_POOL)
-    def load(folders: list[str]) -> list[dict]:
+    def load(folders: list[str], run_key: str) -> list[dict]:
+        from ingest import warehouse
         from ingest.load import load_many
-        from ingest.settings import warehouse_path
 
-        results = load_many(warehouse_path(), folders)
+        accept = bool(get_current_context()["params"].get("accept_replacements"))
+        with warehouse.writing(run_key) as staged:
+            results = load_many(staged, folders, run_id=run_key, accept_replacements=accept)
+        for folder, r in zip(folders, results, strict=True):
+            if r.verdict == "refused":
+                from ingest.corrections import WHAT_TO_DO
+                from ingest.landing import mark_rejected
+
+                mark_rejected(Path(folder), f"replacement outside the correction band: {r.change}")
+                log.warning("refused to replace %s %s: %s. The loaded partition stays. %s",
+                            r.source, r.business_date, r.change, WHAT_TO_DO)
+            elif r.verdict in ("repaired", "accepted"):
+                log.warning("%s %s %s: %s", r.source, r.business_date, r.verdict, r.change)
         return [{"source": r.source, "business_date": r.business_date.isoformat(), "fetched": r.fetched,
-                 "loaded": r.loaded, "quarantined": r.quarantined, "by_reason": r.by_reason} for r in results]
+                 "loaded": r.loaded, "quarantined": r.quarantined, "by_reason": r.by_reason,
+                 "verdict": r.verdict} for r in results]
 
     @task(pool=WRITER_POOL)
-    def gate(stage: str) -> dict:
+    def gate(stage: str, business_date: str, run_key: str, folders: list[str] | None = None) -> dict:
         from expectations.gate import GateFailed, run_gate
-        from ingest.settings import warehouse_path
+        from ingest import warehouse
+        from ingest.corrections import CorrectionRefused, audit_published_days
+        from ingest.landing import mark_rejected
 
-        ti = get_current_context()["ti"]
-        day, run_key = ti.xcom_pull(task_ids="plan", key="business_date"), ti.xcom_pull(task_ids="plan", key="run_key")
-        try:
-            result = run_gate(stage, warehouse_path(), day, run_key)
-        except GateFailed as failed:  # the data will not change by retrying: fail now, with the summary
-            raise AirflowFailException(str(failed)) from failed
+        with warehouse.writing(run_key) as staged:
+            try:
+                result = run_gate(stage, staged, business_date, run_key)
+                if stage == "marts":
+                    audit_published_days(staged, warehouse.live_path(), business_date, run_key)
+            except (GateFailed, CorrectionRefused) as failed:  # retrying cannot change the data: fail now
+                for folder in folders or ():  # a blocked day's landings are never reused by a later run
+                    mark_rejected(Path(folder), f"gate {stage} blocked run {run_key}")
+                raise AirflowFailException(str(failed)) from failed
         return {"success": result.success, "summary": result.summary}
 
     transform = DbtTaskGroup(
@@ -120,27 +194,51 @@ def xihu_friendly_daily():
         execution_config=EXECUTION_CONFIG,
         operator_args={
             **DBT_OPERATOR_ARGS,
-            "vars": {"business_date": "{{ ti.xcom_pull(task_ids='plan', key='business_date') }}"},
+            # ops/dbt_child.py writes the staged copy that this run holds.
+            "env": {"XIHU_RUN_KEY": "{{ ti.xcom_pull(task_ids='plan', key='run_key') }}"},
+            "vars": {"business_date": "{{ ti.xcom_pull(task_ids='plan', key='as_of') }}",
+                     "loaded_from": "{{ ti.xcom_pull(task_ids='plan', key='business_date') }}"},
         },
     )
     run_consumers_after_producer(transform)
 
     @task(pool=WRITER_POOL, outlets=MART_ASSETS)
-    def publish() -> dict:
-        from ingest.settings import published_dir, warehouse_path
+    def publish(as_of: str, run_key: str, loads: list[dict]) -> dict:
+        from ingest import warehouse
+        from ingest.settings import published_dir
         from publish import publish_version, record_publication
 
-        ti = get_current_context()["ti"]
-        day, run_key = ti.xcom_pull(task_ids="plan", key="business_date"), ti.xcom_pull(task_ids="plan", key="run_key")
-        manifest = publish_version(warehouse_path(), published_dir(), day, run_key)
-        record_publication(warehouse_path(), manifest)
+        corrected = sorted({r["business_date"] for r in loads if r["verdict"] in ("replaced", "repaired", "accepted")})
+        with warehouse.writing(run_key) as staged:
+            def commit(manifest):  # recorded in the copy, the copy made live, and only then current switched
+                record_publication(staged, manifest)
+                warehouse.promote(run_key)
+
+            manifest = publish_version(staged, published_dir(), as_of, run_key, corrected_dates=corrected,
+                                       before_switch=commit)
         return {"version": manifest.version, "business_date": manifest.business_date,
+                "corrected_dates": manifest.corrected_dates,
                 "rows": {mart: meta["rows"] for mart, meta in manifest.marts.items()}}
 
-    jobs = plan()
-    landed = fetch.expand(job=jobs)
-    chain(load(landed), gate.override(task_id="gate_raw")("raw"), transform,
-          gate.override(task_id="gate_marts")("marts"), publish())
+    @task
+    def release(run_key: str) -> None:
+        from ingest import warehouse
+
+        if warehouse.release(run_key):
+            log.warning("run %s did not publish: its staged warehouse was discarded, the live one is unchanged",
+                        run_key)
+
+    run = plan()
+    landed = fetch.partial(run_key=run["run_key"]).expand(job=fetches(run["business_date"]))
+    staged = stage(run["run_key"])
+    loads = load(landed, run["run_key"])
+    gate_raw = gate.override(task_id="gate_raw")("raw", run["business_date"], run["run_key"], landed)
+    # The marts are checked as of the date they are built as of (a correction's changes to older days are
+    # the published-days audit's to judge).
+    gate_marts = gate.override(task_id="gate_marts")("marts", run["as_of"], run["run_key"])
+    published = publish(run["as_of"], run["run_key"], loads)
+    chain(landed, staged, loads, gate_raw, transform, gate_marts, published)
+    published >> release(run["run_key"]).as_teardown(setups=staged)
 
 
 xihu_friendly_daily()

@@ -3,8 +3,8 @@
 Great Expectations 1.24 has no DuckDB data source and its SQL route through duckdb-engine is broken for
 metrics, so every suite validates a pandas frame. A frame carries only the columns the suite gates on,
 extracted from ``payload`` with DuckDB's JSON operators for raw tables, or aggregates computed in DuckDB
-where the rule is about a total (points outstanding, per-rider balances). That keeps a 500k-row day well
-under a second and keeps rider-level detail inside DuckDB.
+where the rule is about a total (points outstanding, balance violations per date). That keeps a 500k-row
+day well under a second and keeps rider-level detail inside DuckDB.
 
 Marts are built concurrently by dbt; the frames of mart suites find their columns by the naming
 convention of ``docs/internals.md`` (``share_*``, ``*last100*``, ``suppressed``, ``*outstanding*``,
@@ -369,30 +369,48 @@ PIPELINE_RUNS = MartFrame(
 
 
 def rider_points_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.DataFrame:
-    """Per rider, points earned minus redeemed up to the end of the business date, computed in DuckDB
-    from the station logs (events deduplicated by id: a late event can arrive in a later day's file).
-    The station system must refuse a redemption beyond the balance; this checks that it did."""
-    _require(con, "raw.station_events")
-    return con.execute(
-        """
-        with events as (
-            select payload->>'rider_phone' as rider_key, payload->>'type' as type,
-                   coalesce(try_cast(payload->>'points' as bigint), 0) as points,
-                   try_cast(left(payload->>'ts', 19) as timestamp) as local_ts
-            from raw.station_events
-            where payload->>'type' in ('points_earn', 'points_redeem')
-            qualify row_number() over (partition by record_id order by loaded_at desc) = 1
-        )
-        select rider_key,
-               sum(points) filter (where type = 'points_earn') as earned,
-               sum(points) filter (where type = 'points_redeem') as redeemed,
-               coalesce(earned, 0) - coalesce(redeemed, 0) as balance
-        from events
-        where local_ts < ?::date + interval 1 day
-        group by rider_key
-        """,
-        [business_date],
-    ).df()
+    """Redemptions the riders' balances could not cover, counted for each date of the run's scope: the
+    business date and D-1, whose station file the run fetches again.
+
+    dbt decides what a violation is (``intermediate.int_rider_points_ledger``: an opening balance for
+    points earned before the first loaded file, each shortfall dated on the day it happens); the gate
+    reads that model instead of re-deriving balances from raw events, and a violation dated on an older
+    day, which blocked its own run, never blocks a later one. One row per date with counts only, so the
+    summary names dates and counts, never a rider."""
+    table = "intermediate.int_rider_points_ledger"
+    _require(con, table)
+    try:
+        return con.execute(
+            f"""
+            select strftime(scope.d, '%Y-%m-%d') as event_date,
+                   count(ledger.event_id) as violations
+            from range(?::date - 1, ?::date + 1, interval 1 day) as scope(d)
+            left join {table} as ledger on ledger.event_date = scope.d and ledger.is_violation
+            group by scope.d
+            order by scope.d
+            """,
+            [business_date, business_date],
+        ).df()
+    except duckdb.BinderException as error:
+        raise FrameUnavailable(f"{table}: {str(error).splitlines()[0]}") from error
+
+
+def drift_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.DataFrame:
+    """The business date's drift measures, each with its flag and reason.
+
+    dbt compares every measure with its trailing 7-day median and decides the flag
+    (``intermediate.int_drift_measures_daily``, tolerances in dbt_project.yml), so the warning here and the
+    flag that pipeline_runs publishes for the day are one decision, made in the build that publishes it."""
+    table = "intermediate.int_drift_measures_daily"
+    _require(con, table)
+    try:
+        return con.execute(
+            f"select source, measure, observed_value, trailing_median, is_flagged, flag_reason from {table}"
+            " where business_date = ? order by source, measure",
+            [business_date],
+        ).df()
+    except duckdb.BinderException as error:
+        raise FrameUnavailable(f"{table}: {str(error).splitlines()[0]}") from error
 
 
 SUITES: tuple[SuiteSpec, ...] = (
@@ -417,7 +435,8 @@ SUITES: tuple[SuiteSpec, ...] = (
     SuiteSpec("union_coverage_monthly", "marts", UNION_COVERAGE_MONTHLY, "platform"),
     SuiteSpec("district_daily_kpis", "marts", DISTRICT_DAILY_KPIS, "business_date"),
     SuiteSpec("pipeline_runs", "marts", PIPELINE_RUNS, "run_id"),
-    SuiteSpec("rider_points_balance", "marts", rider_points_frame, "rider_key"),
+    SuiteSpec("rider_points_balance", "marts", rider_points_frame, "event_date"),
+    SuiteSpec("data_drift", "marts", drift_frame, "flag_reason"),
 )
 
 

@@ -37,10 +37,14 @@ def run_time_for(business_date: date) -> datetime:
 
 
 def fetch_plan(business_date: date) -> list[dict]:
-    """What one run fetches: every platform for D and D-1 (late corrections), union and stations for D."""
+    """What one run fetches: every platform and the stations' log for D and D-1, the union for D.
+
+    D-1 again because it may still change: the platforms correct up to ~1% of D-1's orders during D, and
+    D-1's station file may have been missing or bad the day before (sources.md). The union export is a
+    full snapshot, so D's is enough.
+    """
     previous = business_date - timedelta(days=1)
     plan = [{"source": p, "business_date": d.isoformat()}
-            for p in ("meituan", "eleme", "sf", "shansong") for d in (previous, business_date)]
-    plan += [{"source": s, "business_date": business_date.isoformat()}
-             for s in ("union_members", "union_orgs", "stations")]
+            for p in ("meituan", "eleme", "sf", "shansong", "stations") for d in (previous, business_date)]
+    plan += [{"source": s, "business_date": business_date.isoformat()} for s in ("union_members", "union_orgs")]
     return plan

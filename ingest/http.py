@@ -7,20 +7,26 @@ should neither give up on the first hiccup nor hammer a struggling server, so ev
 and a bounded number of attempts and total wait, after which :class:`SourceUnavailable` says which source
 and page failed, how many times, and why. Refusals that retrying cannot fix (bad credentials, a day not
 yet published) are raised at once as :class:`SourceError` so that the DAG's own retry policy decides.
+
+Every retry is logged at WARNING on the standard logger ``ingest.http`` (Airflow captures it into the
+task log) with its cause and wait: ``meituan 2026-11-20 page 7: HTTP 503, retry 2/7 in 1.6 s``.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
 import requests
+import urllib3
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Transport failures worth another attempt: refused/reset connections, connect and read timeouts (also
 # raised while streaming a body), and bodies cut short (urllib3 enforces Content-Length and chunk framing).
@@ -103,16 +109,39 @@ def describe(resp: requests.Response, limit: int = 200) -> str:
     return f"HTTP {resp.status_code} {resp.reason} from {resp.url.split('?')[0]}: {body!r}"
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps (requests and urllib3 nest the real cause in args, ``reason``,
+    ``__cause__`` and ``__context__``)."""
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        nested = [*e.args, getattr(e, "reason", None), e.__cause__, e.__context__]
+        todo += [n for n in nested if isinstance(n, BaseException)]
+
+
 class HttpClient:
-    """A ``requests.Session`` plus the retry loop. One instance per source client (connection reuse)."""
+    """A ``requests.Session`` plus the retry loop. One instance per source client (connection reuse).
+
+    ``label`` names the fetch in log lines (``fetch`` passes ``"<source> <date>"``; default the source).
+    """
 
     def __init__(
-        self, source: str, policy: RetryPolicy | None = None, session: requests.Session | None = None
+        self,
+        source: str,
+        policy: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        label: str | None = None,
     ):
         self.source = source
+        self.label = label or source
         self.policy = policy or RetryPolicy()
         self.session = session or requests.Session()
         self.attempts_total = 0
+        self.retries_total = 0
 
     def close(self) -> None:
         self.session.close()
@@ -136,6 +165,8 @@ class HttpClient:
         429 and 5xx are retried here; other 4xx reach ``handle``.
         """
         policy = self.policy
+        where = f"{self.label} page {page}" if isinstance(page, int) else f"{self.label} {page}"
+        retries = policy.max_attempts - 1
         waited = 0.0
         failures = 0
         last_error: object = None
@@ -153,25 +184,56 @@ class HttpClient:
                     **kwargs,
                 )
                 with resp:
+                    if resp.status_code != 429 and resp.status_code < 500:
+                        return handle(resp)
+                    cause, last_error = f"HTTP {resp.status_code}", describe(resp)
                     if resp.status_code == 429:
-                        raise Retry(
-                            describe(resp), after=retry_after_seconds(resp.headers.get("Retry-After"))
-                        )
-                    if resp.status_code >= 500:
-                        raise Retry(describe(resp))
-                    return handle(resp)
+                        after = retry_after_seconds(resp.headers.get("Retry-After"))
+                        if after is not None:
+                            cause += f", Retry-After {round(after, 1):g} s"
             except Retry as exc:
-                last_error, after, immediate = exc, exc.after, exc.immediate
+                cause, last_error, after, immediate = str(exc), exc, exc.after, exc.immediate
             except TRANSIENT_ERRORS as exc:
-                last_error = exc
+                cause, last_error = self._transport_cause(exc), exc
             if attempt == policy.max_attempts:
+                log.warning("%s: %s; giving up after %d attempts", where, cause, attempt)
                 break
             if immediate:
+                self.retries_total += 1
+                log.warning("%s: %s, retry %d/%d now", where, cause, attempt, retries)
                 continue
             failures += 1
             wait = after if after is not None else policy.backoff(failures)
             if waited + wait > policy.max_total_wait_s:
+                log.warning(
+                    "%s: %s; giving up: waiting %.1f s more would pass the %g s retry budget",
+                    where,
+                    cause,
+                    wait,
+                    policy.max_total_wait_s,
+                )
                 break
+            self.retries_total += 1
+            log.warning("%s: %s, retry %d/%d in %.1f s", where, cause, attempt, retries, wait)
             time.sleep(wait)
             waited += wait
         raise SourceUnavailable(self.source, page, attempt, last_error)
+
+    def _transport_cause(self, exc: BaseException) -> str:
+        """A transport failure in a few words: what an operator reading the log needs to tell them apart."""
+        chain = list(_chain(exc))
+
+        def found(*kinds: type[BaseException]) -> bool:
+            return any(isinstance(e, kinds) for e in chain)
+
+        if found(requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
+            return f"connect timeout after {self.policy.connect_timeout_s:g} s"
+        if found(requests.Timeout, urllib3.exceptions.ReadTimeoutError):
+            return f"timeout after {self.policy.read_timeout_s:g} s"
+        if found(ConnectionResetError):
+            return "connection reset"
+        if found(ConnectionRefusedError):
+            return "connection refused"
+        if found(requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError):
+            return "body cut short"
+        return f"{type(exc).__name__}: {str(exc)[:200]}"

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.landing import sha256_file
+from ingest.corrections import PartitionCounts, judge_partition
+from ingest.files import sha256_file
 from ingest.settings import TIMEZONE
 from ingest.sources import LAT_RANGE, LNG_RANGE, RAW_TABLES, OrderTime, SourceSpec, spec_for
 
@@ -45,6 +46,10 @@ class LoadResult:
     loaded: int
     quarantined: int
     by_reason: dict[str, int] = field(default_factory=dict)
+    # Against the partition it replaces (ingest/corrections.py): new, replaced, repaired or refused; a
+    # refused load changed nothing and ``change`` says by how much it moved.
+    verdict: str = "new"
+    change: str = ""
 
 
 def raw_schema_ddl() -> str:
@@ -73,6 +78,21 @@ CREATE TABLE IF NOT EXISTS raw.quarantine (
     raw_text VARCHAR NOT NULL,
     quarantined_at TIMESTAMPTZ NOT NULL
 );
+CREATE SCHEMA IF NOT EXISTS audit;
+CREATE TABLE IF NOT EXISTS audit.partition_audit (
+    run_id VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    business_date DATE NOT NULL,
+    verdict VARCHAR NOT NULL,
+    old_fetched BIGINT,
+    old_loaded BIGINT,
+    old_quarantined BIGINT,
+    new_fetched BIGINT NOT NULL,
+    new_loaded BIGINT NOT NULL,
+    new_quarantined BIGINT NOT NULL,
+    change VARCHAR NOT NULL,
+    checked_at TIMESTAMPTZ NOT NULL
+);
 CREATE TABLE IF NOT EXISTS raw.load_audit (
     source VARCHAR NOT NULL,
     business_date DATE NOT NULL,
@@ -85,22 +105,28 @@ CREATE TABLE IF NOT EXISTS raw.load_audit (
 """
 
 
-def load_partition(con_or_path: duckdb.DuckDBPyConnection | str | Path, landing_folder: Path) -> LoadResult:
+def load_partition(con_or_path: duckdb.DuckDBPyConnection | str | Path, landing_folder: Path, *,
+                   run_id: str | None = None, accept_replacements: bool = False) -> LoadResult:
     """Replace the (source, business date) partition of ``raw`` with one complete landing folder.
 
-    One transaction: delete the partition from the source's raw table and from ``raw.quarantine``, insert
-    the loaded and the quarantined records, (re)write the fetch's ``raw.load_audit`` row, check the counts,
-    commit. Any failure rolls back, so the previous load of the partition stays as it was.
+    One transaction: judge the replacement against the partition's current load (ingest/corrections.py),
+    delete the partition from the source's raw table and from ``raw.quarantine``, insert the loaded and
+    the quarantined records, (re)write the fetch's ``raw.load_audit`` row, check the counts, record the
+    verdict in ``audit.partition_audit`` (``run_id``, default the fetch id), commit. A replacement outside
+    the correction band is refused unless ``accept_replacements``: nothing of the partition changes and
+    the result says so. Any failure rolls back, so the previous load of the partition stays as it was.
     """
+    options = {"run_id": run_id, "accept_replacements": accept_replacements}
     if isinstance(con_or_path, duckdb.DuckDBPyConnection):
-        return _load(con_or_path, Path(landing_folder))
+        return _load(con_or_path, Path(landing_folder), **options)
     path = Path(con_or_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(path)) as con:
-        return _load(con, Path(landing_folder))
+        return _load(con, Path(landing_folder), **options)
 
 
-def load_many(warehouse_path: str | Path, folders: Iterable[Path]) -> list[LoadResult]:
+def load_many(warehouse_path: str | Path, folders: Iterable[Path], *, run_id: str | None = None,
+              accept_replacements: bool = False) -> list[LoadResult]:
     """Load several landing folders over one connection, each in its own transaction, in the given order.
 
     The first failure raises; the folders loaded before it stay committed (each is a whole partition).
@@ -108,7 +134,10 @@ def load_many(warehouse_path: str | Path, folders: Iterable[Path]) -> list[LoadR
     path = Path(warehouse_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(path)) as con:
-        return [_load(con, Path(folder)) for folder in folders]
+        results = [_load(con, Path(folder), run_id=run_id, accept_replacements=accept_replacements)
+                   for folder in folders]
+        con.execute("checkpoint")  # the file is whole by itself: it may be copied or renamed next
+        return results
 
 
 # ------------------------------------------------------------------------------------------ the landing
@@ -325,7 +354,8 @@ def _classify_sql(spec: SourceSpec, business_date: date) -> str:
 # ------------------------------------------------------------------------------------------------ load
 
 
-def _load(con: duckdb.DuckDBPyConnection, folder: Path) -> LoadResult:
+def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
+          accept_replacements: bool) -> LoadResult:
     manifest, pages = _read_manifest(folder)
     try:
         spec = spec_for(manifest.get("source", ""))
@@ -353,6 +383,21 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path) -> LoadResult:
             FROM ({_classify_sql(spec, business_date)})
             """
         )
+        _check_pages(spec.name, business_date, fetched, pages, con)
+        verdict, change, old, (new_loaded, new_quarantined) = _judge(con, spec.name, business_date, fetched)
+        if verdict == "refused" and accept_replacements:
+            verdict, change = "accepted", f"{change} (accepted by the operator)"
+        con.execute(
+            "INSERT INTO audit.partition_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+            [run_id or fetch_id, spec.name, business_date, verdict, *(old or (None, None, None)),
+             fetched, new_loaded, new_quarantined, change],
+        )
+        if verdict == "refused":
+            con.execute("DROP TABLE _xihu_checked")
+            con.execute("DROP TABLE _xihu_records")
+            con.execute("COMMIT")
+            return LoadResult(spec.name, business_date, fetch_id, fetched, new_loaded, new_quarantined,
+                              verdict=verdict, change=change)
         con.execute(f"DELETE FROM {table} WHERE business_date = ?", [business_date])
         con.execute("DELETE FROM raw.quarantine WHERE source = ? AND business_date = ?", partition)
         con.execute(
@@ -371,7 +416,7 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path) -> LoadResult:
             """,
             [spec.name, business_date, fetch_id],
         )
-        _check_counts(con, table, spec.name, business_date, fetched, pages)
+        _check_counts(con, table, spec.name, business_date, fetched)
         loaded = con.execute(
             f"SELECT count(*) FROM {table} WHERE business_date = ?", [business_date]
         ).fetchone()[0]
@@ -397,18 +442,27 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path) -> LoadResult:
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return LoadResult(spec.name, business_date, fetch_id, fetched, loaded, quarantined, by_reason)
+    return LoadResult(spec.name, business_date, fetch_id, fetched, loaded, quarantined, by_reason, verdict, change)
 
 
-def _check_counts(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    source: str,
-    business_date: date,
-    fetched: int,
-    pages: list[_Page],
-) -> None:
-    """Raise LoadCountError unless manifest, pages and the written partition all agree on the counts."""
+def _judge(con: duckdb.DuckDBPyConnection, source: str, business_date: date, fetched: int):
+    """The verdict on replacing the partition's current load with _xihu_checked, with the old and the new
+    (loaded, quarantined) counts."""
+    old = con.execute(
+        "SELECT fetched, loaded, quarantined FROM raw.load_audit WHERE source = ? AND business_date = ? "
+        "ORDER BY loaded_at DESC LIMIT 1",
+        [source, business_date],
+    ).fetchone()
+    new = con.execute(
+        "SELECT count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) FROM _xihu_checked"
+    ).fetchone()
+    verdict, change = judge_partition(PartitionCounts(*old) if old else None, PartitionCounts(fetched, *new))
+    return verdict, change, old, new
+
+
+def _check_pages(source: str, business_date: date, fetched: int, pages: list[_Page],
+                 con: duckdb.DuckDBPyConnection) -> None:
+    """Raise LoadCountError unless the manifest, its pages and the records they hold agree."""
     listed = sum(p.records for p in pages)
     if listed != fetched:
         raise LoadCountError(f"{source} {business_date}: manifest says {fetched} records, its pages {listed}")
@@ -419,6 +473,11 @@ def _check_counts(
                 f"{source} {business_date}: {page.file} holds {held.get(page.page_no, 0)} records, "
                 f"the manifest says {page.records}"
             )
+
+
+def _check_counts(con: duckdb.DuckDBPyConnection, table: str, source: str, business_date: date,
+                  fetched: int) -> None:
+    """Raise LoadCountError unless the written partition holds every fetched record once."""
     loaded = con.execute(f"SELECT count(*) FROM {table} WHERE business_date = ?", [business_date]).fetchone()[
         0
     ]

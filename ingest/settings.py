@@ -5,6 +5,10 @@
 | ``XIHU_DATA_DIR`` | ``./data`` | root of everything the pipeline writes (landing, warehouse, quality, published) |
 | ``XIHU_K_ANON`` | ``5`` | minimum distinct riders behind a published cell (dbt var ``k_anon``) |
 | ``XIHU_KEEP_VERSIONS`` | ``10`` | published versions kept for rollback |
+| ``XIHU_CORRECTION_BAND`` | ``0.03`` | how far a replaced partition or a published day may move (share) |
+| ``XIHU_WRITER_STALE_SECONDS`` | ``1800`` | a staged warehouse idle this long is abandoned |
+| ``XIHU_WRITER_WAIT_SECONDS`` | ``21600`` | how long a run waits for the writer before it fails |
+| ``XIHU_LANDING_KEEP_DAYS`` | ``35`` | days landing run folders are kept; the newest complete one of a day stays |
 
 Endpoints and secrets never come from here: they are Airflow Connections (``AIRFLOW_CONN_XIHU_*``).
 """
@@ -43,3 +47,28 @@ def k_anon() -> int:
 
 def keep_versions() -> int:
     return int(os.environ.get("XIHU_KEEP_VERSIONS", "10"))
+
+
+def correction_band() -> float:
+    """Largest relative move a replacement may make: record counts, quarantine rate, a published day's key
+    figures. sources.md: the platforms correct up to ~1% of D's orders during D+1, and up to 2% of D's
+    station events arrive in D+1's file; 3% admits both with margin and refuses a day that lost a tenth."""
+    return float(os.environ.get("XIHU_CORRECTION_BAND", "0.03"))
+
+
+def writer_stale_seconds() -> int:
+    """A staged warehouse whose run has not written for this long is taken over by the next run. Longer
+    than the DAG's largest retry delay (20 min), so a run waiting for a retry keeps its copy."""
+    return int(os.environ.get("XIHU_WRITER_STALE_SECONDS", "1800"))
+
+
+def writer_wait_seconds() -> int:
+    """How long a run queues for the warehouse writer before failing (a backfill can hold it for hours)."""
+    return int(os.environ.get("XIHU_WRITER_WAIT_SECONDS", "21600"))
+
+
+def landing_keep_days() -> int:
+    """Days a landing run folder is kept (``ingest.landing.prune_landing``; the newest complete fetch of
+    every source and date is kept whatever its age). 35: more than a month, so the re-runs and backfills
+    of the past month still find the landings they may reuse or reload."""
+    return int(os.environ.get("XIHU_LANDING_KEEP_DAYS", "35"))

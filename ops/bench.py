@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -52,7 +53,8 @@ print(json.dumps({"folder": str(folder), "records": records, "seconds": seconds,
 def fetch_once(source: str, day: date, base_url: str, root: Path, fetch_id: str) -> dict:
     conn = SANDBOX_CONNECTIONS[f"xihu_{source}"]
     out = subprocess.run([sys.executable, "-c", CHILD, source, day.isoformat(), base_url, json.dumps(conn),
-                          DEMO_PII_KEY, str(root), fetch_id], capture_output=True, text=True, check=True)
+                          DEMO_PII_KEY, str(root), fetch_id], capture_output=True, text=True, check=True,
+                         env={**os.environ, "XIHU_SANDBOX": "1"})  # the demo key is accepted against the sandbox
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

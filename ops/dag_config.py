@@ -7,7 +7,6 @@ side-effect free); connections are resolved inside tasks by :func:`conn`.
 from __future__ import annotations
 
 import os
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,10 +61,12 @@ RENDER_CONFIG = RenderConfig(load_method=LoadMode.DBT_MANIFEST)
 # dbt runs as a child process, not in the Airflow task's own interpreter: dbt-duckdb keeps its database
 # instance open in the process that ran it, which would refuse the gate's read-only connection when tasks
 # share a process (`airflow dags test`), and a child also returns dbt's memory when it ends.
+# The executable is ops/dbt_child.py: dbt bound to the life of the task (no orphan keeps writing after a
+# kill), holding the warehouse writer of the run named by XIHU_RUN_KEY (ingest/warehouse.py).
 EXECUTION_CONFIG = ExecutionConfig(
     execution_mode=ExecutionMode.WATCHER,
     invocation_mode=InvocationMode.SUBPROCESS,
-    dbt_executable_path=str(Path(sys.executable).parent / "dbt"),
+    dbt_executable_path=str(PROJECT_ROOT / "ops" / "dbt_child.py"),
     setup_operator_args={"pool": WRITER_POOL, "retries": 1},
 )
 # Every dbt task takes the writer pool: the producer runs the one `dbt build`; a consumer only watches on

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ingest.pii import DEMO_PII_KEY, SANDBOX_ENV
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -33,12 +35,12 @@ SANDBOX_CONNECTIONS = {
     "xihu_union": {"login": "union", "password": "union-secret"},
     "xihu_stations": {"password": "st-secret"},
 }
-DEMO_PII_KEY = "demo-pii-key-not-for-production"
 
 
 def sandbox_connections(base_url: str, pii_key: str = DEMO_PII_KEY) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` variables (JSON form) pointing every source at a sandbox."""
-    env = {}
+    """``AIRFLOW_CONN_*`` variables (JSON form) pointing every source at a sandbox, and ``XIHU_SANDBOX=1``:
+    the one signal that lets ingest/pii.py accept the public demo key, set only where the feeds are fake."""
+    env = {SANDBOX_ENV: "1"}
     for conn_id, fields in SANDBOX_CONNECTIONS.items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({"conn_type": "http", "host": base_url, **fields})
     env["AIRFLOW_CONN_XIHU_PII"] = json.dumps({"conn_type": "generic", "password": pii_key})

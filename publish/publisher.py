@@ -6,6 +6,16 @@ replaces ``current`` with ``os.replace``, which is atomic on POSIX. A reader tha
 once (``os.path.realpath``) and reads everything through the resolved folder therefore sees one whole
 version, old or new, never half of each; and ``current`` itself never disappears.
 
+``current`` only moves forward: a version is named for the newest business date it holds, and a version
+of an older date than the one ``current`` serves is refused (correcting an old day publishes a new
+version of the newest date, listing the corrected days in ``corrected_dates``).
+
+Between the version folder and the switch, the pipeline records the publication in its warehouse
+(``before_switch``). A marker ``published/.pending`` names the version from before its folder exists
+until ``current`` points at it, so a kill anywhere in between is settled by :func:`recover` at the next
+run: a version whose publication was recorded is switched to, an unrecorded one is deleted. No version is
+served unrecorded, and none is recorded but left unserved.
+
 Layout of a version (``published/versions/<YYYYMMDD>T<HHMMSS>Z-<business_date>-<short run id>/``):
 ``marts.duckdb`` (every mart in schema ``main`` plus ``mart_catalog``), ``parquet/<mart>.parquet``,
 ``csv/<mart>.csv`` (UTF-8 with BOM, so Excel reads Chinese text), ``manifest.json``.
@@ -20,17 +30,20 @@ import os
 import shutil
 import subprocess
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
 
 from ingest import settings
+from ingest.files import fsync_path, sha256_file
 
 BOM = b"\xef\xbb\xbf"
 CURRENT = "current"
 VERSIONS = "versions"
 STAGING = ".staging"  # temporary build folders: same filesystem as versions/, so rename is atomic
+PENDING = ".pending"  # the version being published, until current points at it
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -43,6 +56,8 @@ class Manifest:
     published_at: str
     marts: dict  # name -> {"description", "rows", "columns": [{"name", "type"}], "files": [...]}
     files: dict  # path relative to the version folder -> sha256 (every file but manifest.json)
+    # Already published business dates this version changes (late corrections, a re-run or backfill).
+    corrected_dates: list = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True)
@@ -65,27 +80,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return os.environ.get("XIHU_CODE_VERSION") or "unknown"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _quote(identifier: str) -> str:
@@ -111,12 +105,31 @@ def current_version(published_root: str | Path) -> str | None:
     return Path(os.readlink(link)).name if link.is_symlink() else None
 
 
+def newest_business_date(published_root: str | Path) -> str | None:
+    """The business date ``current`` serves (the newest published day), or None before the first."""
+    serving = current_version(published_root)
+    return Manifest.read(Path(published_root) / VERSIONS / serving).business_date if serving else None
+
+
+def recorded_versions(warehouse_path: str | Path) -> set[str]:
+    """Versions whose publication the warehouse recorded (``audit.publications``)."""
+    if not Path(warehouse_path).exists():
+        return set()
+    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        exists = con.execute("select count(*) from duckdb_tables() where schema_name = 'audit' "
+                             "and table_name = 'publications'").fetchone()[0]
+        if not exists:
+            return set()
+        rows = con.execute("select version from audit.publications where version is not null").fetchall()
+        return {v for (v,) in rows}
+
+
 def _switch_current(published_root: Path, version: str) -> None:
     """Point ``current`` at ``versions/<version>`` atomically (relative link: the root can move)."""
     tmp_link = published_root / f".{CURRENT}-{uuid.uuid4().hex}"
     os.symlink(Path(VERSIONS) / version, tmp_link)
     os.replace(tmp_link, published_root / CURRENT)
-    _fsync_dir(published_root)
+    fsync_path(published_root)
 
 
 def _prune(published_root: Path, keep: int) -> list[str]:
@@ -202,16 +215,16 @@ def _build(
         con.close()
 
     files = {
-        str(p.relative_to(build_dir)): _sha256(p) for p in sorted(build_dir.rglob("*")) if p.is_file()
+        str(p.relative_to(build_dir)): sha256_file(p) for p in sorted(build_dir.rglob("*")) if p.is_file()
     }
     manifest = Manifest(marts=mart_info, files=files, **meta)
     (build_dir / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
     for p in build_dir.rglob("*"):
         if p.is_file():
-            _fsync_file(p)
+            fsync_path(p)
             p.chmod(0o444)  # a published version is immutable: a tool opening it for writing fails
     for d in (build_dir / "parquet", build_dir / "csv", build_dir):
-        _fsync_dir(d)
+        fsync_path(d)
     return manifest
 
 
@@ -222,11 +235,19 @@ def publish_version(
     run_id: str,
     marts: list[str] | None = None,
     descriptions: dict[str, str] | None = None,
+    corrected_dates: list[str] = (),
+    before_switch: Callable[[Manifest], None] | None = None,
 ) -> Manifest:
     """Publish the marts (every table of schema ``marts`` by default) as a new version, switch
     ``current`` to it and prune old versions (``XIHU_KEEP_VERSIONS``). ``descriptions`` fill
-    ``mart_catalog``; without them the warehouse's table comments are used."""
+    ``mart_catalog``; without them the warehouse's table comments are used. ``before_switch`` runs once
+    the version folder is complete and before ``current`` moves (the pipeline records the publication
+    there); if it raises, the version is deleted and ``current`` stays."""
     published_root = Path(published_root)
+    serving = current_version(published_root)
+    if serving and str(business_date) < Manifest.read(published_root / VERSIONS / serving).business_date:
+        raise ValueError(f"current serves {serving}: a version of the older date {business_date} would move it "
+                         f"back; publish the newest date with the corrections instead")
     (published_root / VERSIONS).mkdir(parents=True, exist_ok=True)
     (published_root / STAGING).mkdir(exist_ok=True)
     now = dt.datetime.now(dt.UTC)
@@ -242,20 +263,60 @@ def publish_version(
         "run_id": run_id,
         "code_version": code_version(),
         "published_at": now.isoformat(timespec="microseconds"),
+        "corrected_dates": sorted(map(str, corrected_dates)),
     }
+    _write_pending(published_root, version)
     build_dir = published_root / STAGING / f"{version}-{uuid.uuid4().hex[:8]}"
     try:
         manifest = _build(build_dir, Path(warehouse_path), marts, descriptions, meta)
         os.rename(build_dir, published_root / VERSIONS / version)
+        fsync_path(published_root / VERSIONS)
+        if before_switch is not None:
+            before_switch(manifest)
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
+        _delete_version(published_root, version)
+        (published_root / PENDING).unlink(missing_ok=True)
         raise
-    _fsync_dir(published_root / VERSIONS)
     _switch_current(published_root, version)
+    (published_root / PENDING).unlink()
     _prune(published_root, settings.keep_versions())
     return manifest
 
 
+def _write_pending(published_root: Path, version: str) -> None:
+    tmp = published_root / f"{PENDING}.{uuid.uuid4().hex}"
+    tmp.write_text(version, encoding="utf-8")
+    fsync_path(tmp)
+    os.replace(tmp, published_root / PENDING)
+    fsync_path(published_root)
+
+
+def _delete_version(published_root: Path, version: str) -> None:
+    shutil.rmtree(published_root / VERSIONS / version, ignore_errors=True)
+
+
+def recover(published_root: str | Path, is_recorded: Callable[[str], bool]) -> str | None:
+    """Settle a publication that a kill interrupted, and remove unfinished build folders.
+
+    ``is_recorded(version)`` tells whether the warehouse recorded the publication of ``version``. Returns
+    what was done, for the log, or None when there was nothing to settle.
+    """
+    published_root = Path(published_root)
+    shutil.rmtree(published_root / STAGING, ignore_errors=True)
+    marker = published_root / PENDING
+    if not marker.exists():
+        return None
+    version = marker.read_text(encoding="utf-8").strip()
+    exists = (published_root / VERSIONS / version / "manifest.json").exists()
+    if exists and is_recorded(version):
+        _switch_current(published_root, version)
+        done = f"switched current to {version}: its publication was recorded before the run was interrupted"
+    else:
+        _delete_version(published_root, version)
+        done = f"deleted the unrecorded version {version} of an interrupted publication"
+    marker.unlink()
+    return done
 def record_publication(warehouse_path: str | Path, manifest: Manifest) -> None:
     """One row in ``audit.publications`` (read by the ``pipeline_runs`` mart). The caller holds the
     writer pool; a retried publish task replaces its run's row."""

@@ -24,6 +24,7 @@ for dag_id, dag in bag.dags.items():
         "schedule": str(getattr(dag.timetable, "expression", "")),
         "timezone": str(getattr(dag.timetable, "timezone", "")),
         "tasks": {t.task_id: {"retries": t.retries, "pool": t.pool, "upstream": sorted(t.upstream_task_ids),
+                              "teardown": t.is_teardown,
                               "outlets": [str(getattr(o, "uri", o)) for o in t.outlets]}
                   for t in dag.tasks},
     }
@@ -58,6 +59,9 @@ def test_daily_dag_shape(parsed):
     # The order of the stages: nothing publishes without both gates upstream of it.
     assert "gate_marts" in tasks["publish"]["upstream"]
     assert "load" in tasks["gate_raw"]["upstream"]
+    # Write, audit, publish: every writer works on the copy that stage made; a failed run's is released.
+    assert "stage" in tasks["load"]["upstream"] and "fetch" in tasks["stage"]["upstream"]
+    assert tasks["release"]["teardown"] and {"publish", "stage"} <= set(tasks["release"]["upstream"])
     dbt_tasks = [t for t in tasks if t.startswith("transform.")]
     assert len(dbt_tasks) > 5, "Cosmos rendered no dbt model tasks"
     assert any(t.endswith("dbt_producer_watcher") for t in dbt_tasks), "dbt is not in watcher mode"

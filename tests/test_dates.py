@@ -39,12 +39,13 @@ def test_naive_or_missing_times_are_refused():
         business_date_for(None, None)
 
 
-def test_fetch_plan_repulls_the_previous_day_for_platforms_only():
+def test_fetch_plan_repulls_the_previous_day_for_platforms_and_stations():
     plan = fetch_plan(date(2026, 11, 28))
-    orders = {"meituan", "eleme", "sf", "shansong"}
-    platforms = {(j["source"], j["business_date"]) for j in plan if j["source"] in orders}
-    assert len(platforms) == 8 and ("sf", "2026-11-27") in platforms
-    others = [j for j in plan if j["source"] not in orders]
+    repulled = {"meituan", "eleme", "sf", "shansong", "stations"}
+    twice = {(j["source"], j["business_date"]) for j in plan if j["source"] in repulled}
+    assert len(twice) == 10 and ("sf", "2026-11-27") in twice and ("stations", "2026-11-27") in twice
+    others = [j for j in plan if j["source"] not in repulled]
+    assert {j["source"] for j in others} == {"union_members", "union_orgs"}
     assert {j["business_date"] for j in others} == {"2026-11-28"}
 
 

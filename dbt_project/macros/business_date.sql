@@ -26,7 +26,14 @@
 {%- endmacro %}
 
 {#- First business date an incremental model rebuilds: late corrections of D-1 are re-pulled, so the
-    window reaches back var('reprocess_days') days. -#}
+    window reaches back var('reprocess_days') days from the oldest day the run loaded: var('loaded_from'),
+    which the DAG sets to its business date (older than business_date when a run corrects an old day while
+    the marts stay as of the newest), default business_date. -#}
 {% macro reprocess_from() -%}
-    ({{ business_date() }} - {{ var('reprocess_days') }})
+    {%- set loaded_from = var('loaded_from', none) -%}
+    {%- if loaded_from -%}
+        (least(cast('{{ loaded_from }}' as date), {{ business_date() }}) - {{ var('reprocess_days') }})
+    {%- else -%}
+        ({{ business_date() }} - {{ var('reprocess_days') }})
+    {%- endif -%}
 {%- endmacro %}

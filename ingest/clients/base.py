@@ -116,7 +116,7 @@ def decode_envelope(
     except msgspec.ValidationError as exc:
         raise SourceError(f"{source}: the response does not have the documented shape: {exc}") from None
     except msgspec.DecodeError as exc:
-        raise Retry(f"{source}: body is not valid JSON ({len(content)} bytes): {exc}") from None
+        raise Retry(f"body is not valid JSON ({len(content)} bytes): {exc}") from None
 
 
 class JsonFieldHasher:

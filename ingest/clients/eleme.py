@@ -79,7 +79,7 @@ class ElemeClient(Client):
         def handle(resp) -> tuple[bytes, _Envelope]:
             if resp.status_code == 401:
                 self._token = None
-                raise Retry("eleme: access token expired or revoked (HTTP 401); refreshed", immediate=True)
+                raise Retry("HTTP 401, access token expired or revoked: fetching a new token", immediate=True)
             return decode_envelope(resp, self.source, _DECODER)
 
         url = f"{self.base_url}/eleme/v2/orders"

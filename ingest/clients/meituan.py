@@ -72,7 +72,7 @@ class MeituanClient(Client):
         def handle(resp) -> tuple[bytes, _Envelope]:
             body, env = decode_envelope(resp, self.source, _DECODER)
             if env.code == CODE_TIMESTAMP_SKEW:
-                raise Retry(f"meituan: timestamp refused as skewed ({env.msg!r}); re-signed", immediate=True)
+                raise Retry(f"code 1002, timestamp refused as skewed ({env.msg!r}): signing afresh", immediate=True)
             if env.code == CODE_BAD_SIGN:
                 raise SourceError(
                     f"meituan refused the signature (code 1001 {env.msg!r}): check app_key and secret of "

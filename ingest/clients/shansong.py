@@ -76,7 +76,7 @@ class ShansongClient(Client):
             body = decode_envelope(resp, self.source, _DECODER)[1]
             status = body.get("status")
             if status == STATUS_RATE_LIMITED:
-                raise Retry(f"shansong: rate limited in the body (status 40029 {body.get('msg')!r})")
+                raise Retry(f"body status 40029, rate limited ({body.get('msg')!r})")
             if status != STATUS_OK:
                 raise SourceError(f"shansong: status {status!r} {body.get('msg')!r}")
             data = body.get("data")

@@ -56,7 +56,7 @@ class StationsClient(Client):
                         records = self._land_lines(plain, landed)
             except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
                 landed.close()
-                raise Retry(f"stations: the gzip body is cut short or corrupt ({exc})") from None
+                raise Retry(f"gzip body cut short or corrupt ({exc})") from None
             except BaseException:
                 landed.close()
                 raise

@@ -25,6 +25,7 @@ FAULT_NAMES = (
     "token_expiry",
     "body_rate_limit",
     "stations_unpublished",
+    "truncated_lines",  # station logs only: the share of lines cut mid-JSON (malformed raises it too)
 )
 
 # The order in which transient faults take their turn on a chosen request identity.

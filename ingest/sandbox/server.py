@@ -233,7 +233,7 @@ class SandboxState:
     # ------------------------------------------------------------ stations
     def station_file(self, day: date, rates: dict) -> bytes:
         """Day D's gzipped NDJSON log, with a deterministic few lines truncated mid-JSON."""
-        rate = max(STATIONS_BASELINE_TRUNCATED, rates.get("malformed", 0.0))
+        rate = max(STATIONS_BASELINE_TRUNCATED, rates.get("malformed", 0.0), rates.get("truncated_lines", 0.0))
         key = (day, rate)
         with self._lock:
             if key in self._stations:

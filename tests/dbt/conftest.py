@@ -41,7 +41,7 @@ CORE_MARTS = (
 RAW_ORDER_TABLES = ("meituan_orders", "eleme_orders", "sf_orders", "shansong_orders")
 RAW_TABLES = RAW_ORDER_TABLES + ("union_members", "union_orgs", "station_events")
 
-HASHER = PiiHasher("dbt-test-pii-key")
+HASHER = PiiHasher("dbt-test-pii-key-of-at-least-32-bytes")
 PHONES = [f"1380000{n:04d}" for n in range(1, 13)]
 
 

@@ -29,7 +29,7 @@ from ingest.pii import PiiHasher
 PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 DBT = Path(sys.executable).parent / "dbt"
 CST = timezone(timedelta(hours=8))
-HASHER = PiiHasher("org-health-test-key")
+HASHER = PiiHasher("org-health-test-pii-key-of-at-least-32-bytes")
 K_ANON = 5  # dbt_project.yml var k_anon
 RADIUS_M = 1000  # dbt_project.yml var service_radius_m
 EARTH_RADIUS_M = 6371008.8
@@ -267,7 +267,7 @@ def built(tmp_path_factory):
     with duckdb.connect(str(warehouse)) as con:
         insert_records(con, "union_members", NOV2, "run_b", export_records(EXPORT_NOV2))
         con.execute("""
-            create schema audit;
+            create schema if not exists audit;
             create table audit.gate_results (run_id varchar, business_date date, suite varchar, stage varchar,
                 evaluated integer, failed_critical integer, failed_warning integer, success boolean,
                 checked_at timestamp);

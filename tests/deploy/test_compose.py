@@ -8,13 +8,19 @@ its resolved output: that is what the containers would get.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import secrets
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from ingest.pii import DEMO_PII_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_SERVICES = {
@@ -30,8 +36,10 @@ SECRET_VARS = ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_JWT_SECRE
 
 
 def _compose_bin() -> str:
+    """Debian's docker-compose, the one real compose parser here (`make test` installs it when root)."""
     path = shutil.which("docker-compose")
-    assert path, "docker-compose not installed: apt-get install -y docker-compose"
+    if not path:
+        pytest.skip("docker-compose absent: apt-get install -y docker-compose (make test does it as root)")
     return path
 
 
@@ -148,6 +156,78 @@ def test_init_migrates_creates_admin_and_pool(resolved):
         assert depends["airflow-init"]["condition"] == "service_completed_successfully"
 
 
+def _init_script(resolved: dict) -> str:
+    """The airflow-init script as the container's bash receives it (compose turns ``$$`` into ``$``)."""
+    init = resolved["services"]["airflow-init"]
+    assert init["entrypoint"] == "/bin/bash" and init["command"][0] == "-c"
+    return init["command"][1].replace("$$", "$")
+
+
+def _run_init(resolved: dict, tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run the init script with the environment compose resolved for it, and stand-ins for ``airflow``
+    (records its arguments) and ``python``; returns the result and the ``airflow`` calls."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "airflow-calls"
+    for name, body in {"airflow": f'echo "$*" >> {calls}', "python": f'exec {sys.executable} "$@"'}.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {key: str(value) for key, value in resolved["services"]["airflow-init"]["environment"].items()}
+    env.update({"PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "passwords.json")})
+    result = subprocess.run(["bash", "-c", _init_script(resolved)], env=env, capture_output=True, text=True,
+                            timeout=60)
+    return result, calls.read_text().splitlines() if calls.exists() else []
+
+
+def _resolve(tmp_path: Path, env_text: str) -> dict:
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    (tmp_path / ".env").write_text(env_text)
+    result = _run_compose(tmp_path, "config")
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_init_refuses_the_placeholders(resolved, tmp_path):
+    """`cp .env.example .env` and `docker compose up` as is: airflow-init fails before touching anything,
+    naming every placeholder left, and the other components (waiting for it to succeed) never start."""
+    result, calls = _run_init(resolved, tmp_path)
+    assert result.returncode != 0
+    for var in (*SECRET_VARS, "AIRFLOW_CONN_XIHU_PII"):
+        assert re.search(rf"refusing to start: {var} (is|still holds) change-me", result.stderr), result.stderr
+    assert "xihu_pii to a random key of at least 32 bytes" in result.stderr
+    assert "python -c 'import secrets; print(secrets.token_urlsafe(32))'" in result.stderr
+    assert calls == [] and not (tmp_path / "passwords.json").exists()
+
+
+def _real_env_text() -> str:
+    """.env.example with every change-me replaced by a random value, as the operator is told to."""
+    return re.sub("change-me", lambda _: secrets.token_urlsafe(32), (ROOT / ".env.example").read_text())
+
+
+def test_init_starts_once_every_placeholder_is_replaced(tmp_path):
+    env_text = _real_env_text()
+    result, calls = _run_init(_resolve(tmp_path, env_text), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "refusing" not in result.stderr
+    assert calls == ["db migrate", "pools set duckdb_writer 1 DuckDB allows one writing process"]
+    admin = _env_file_values(tmp_path / ".env")["AIRFLOW_ADMIN_PASSWORD"]
+    assert json.loads((tmp_path / "passwords.json").read_text()) == {"admin": admin}
+
+
+def test_init_refuses_one_placeholder_left(tmp_path):
+    """Any connection still holding change-me is refused, not only the PII key; only names are printed."""
+    env_text = _real_env_text().replace('"password": "mt-secret"', '"password": "change-me"')
+    env_text = re.sub(r"(?m)^AIRFLOW_JWT_SECRET=.*$", "AIRFLOW_JWT_SECRET=change-me", env_text)
+    result, calls = _run_init(_resolve(tmp_path, env_text), tmp_path)
+    assert result.returncode != 0 and calls == []
+    refused = re.findall(r"refusing to start: (\w+)", result.stderr)
+    assert sorted(refused) == ["AIRFLOW_CONN_XIHU_MEITUAN", "AIRFLOW_JWT_SECRET"]
+    values = _env_file_values(tmp_path / ".env")
+    for var in ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY"):
+        assert values[var] not in result.stderr
+
+
 def test_no_secret_values_committed():
     """Every secret in the committed files is a ${...} reference or an obvious placeholder."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -159,7 +239,9 @@ def test_no_secret_values_committed():
     example = _env_file_values(ROOT / ".env.example")
     for var in SECRET_VARS:
         assert example[var] == "change-me"
-    assert '"password": "demo-pii-key-not-for-production"' in example["AIRFLOW_CONN_XIHU_PII"]
+    # No working PII key either, not even the demo one: the sandbox credentials are the only working values.
+    assert yaml.safe_load(example["AIRFLOW_CONN_XIHU_PII"]) == {"conn_type": "generic", "password": "change-me"}
+    assert DEMO_PII_KEY not in (ROOT / ".env.example").read_text()
     ignored = (ROOT / ".gitignore").read_text().split()
     assert ".env" in ignored
     assert ".env" in (ROOT / ".dockerignore").read_text().split()
@@ -176,9 +258,10 @@ def test_sandbox_connections_match_internals():
     example = _env_file_values(ROOT / ".env.example")
     for conn_id, login, password, extra in rows:
         conn = yaml.safe_load(example[f"AIRFLOW_CONN_{conn_id.upper()}"])
-        assert conn["password"] == password
-        if conn_id == "xihu_pii":
+        if conn_id == "xihu_pii":  # documented: the demo key of `make demo`; never a value of .env
+            assert conn["password"] == "change-me"
             continue
+        assert conn["password"] == password
         assert conn["host"] == "http://sandbox:8765"
         assert conn.get("login", "") == login
         assert conn.get("extra", {}) == (yaml.safe_load(extra) if extra else {})

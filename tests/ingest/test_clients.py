@@ -39,7 +39,7 @@ from ingest.pii import PiiHasher
 ROOT = Path(__file__).resolve().parents[2]
 CST = timezone(timedelta(hours=8))
 DAY = date(2026, 11, 20)
-PII = PiiHasher("demo-pii-key-not-for-production")
+PII = PiiHasher("clients-test-pii-key-of-at-least-32-bytes")
 FAST = RetryPolicy(
     connect_timeout_s=2, read_timeout_s=5, max_attempts=8, max_total_wait_s=30, backoff_base_s=0.01
 )
@@ -267,25 +267,7 @@ def test_retry_after_parsing():
     )
 
 
-# ---------------------------------------------------------------- against the real sandbox
-@pytest.fixture(scope="module")
-def sandbox():
-    from ingest.sandbox.server import start_sandbox
-
-    # Clock at D+2 noon: D's station log is published and D's late corrections are in.
-    handle = start_sandbox(seed=7, scale=0.02, now=datetime(2026, 11, 22, 12, 0, tzinfo=CST))
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def sb(sandbox):
-    sandbox.set_faults({})
-    sandbox.set_clock(datetime(2026, 11, 22, 12, 0, tzinfo=CST))
-    yield sandbox
-    sandbox.set_faults({})
-
-
+# ---------------------------------------------------------------- against the real sandbox (fixture ``sb``: conftest)
 def _conn(sb, source):
     return replace(CONNS[source], host=sb.base_url)
 
@@ -385,9 +367,10 @@ def test_a_complete_fetch_is_not_fetched_again(sb, tmp_path):
     ],
 )
 def test_fault_is_survived(sb, tmp_path, source, fault, rate):
-    clean = json.loads((_fetch(sb, source, tmp_path, "clean") / "manifest.json").read_text())
+    # Two landing roots: in one, the faulty run would reuse the clean run's pages instead of fetching.
+    clean = json.loads((_fetch(sb, source, tmp_path / "clean", "clean") / "manifest.json").read_text())
     sb.set_faults({fault: rate})
-    folder = _fetch(sb, source, tmp_path, "faulty")
+    folder = _fetch(sb, source, tmp_path / "faulty", "faulty")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["complete"] is True
     if fault == "duplicates":
@@ -421,7 +404,7 @@ def test_slow_responses_past_the_read_timeout_are_retried(sb, tmp_path, monkeypa
     assert json.loads((folder / "manifest.json").read_text())["complete"] is True
     sb.set_faults({"slow": 1.0})
     with pytest.raises(SourceUnavailable, match="Read timed out"):
-        _fetch(sb, "shansong", tmp_path, "again", policy=replace(short, max_attempts=1))
+        _fetch(sb, "shansong", tmp_path / "again", "again", policy=replace(short, max_attempts=1))
 
 
 def test_stations_not_yet_published(sb, tmp_path):
@@ -457,7 +440,7 @@ import sys
 from ingest.clients import Conn, RetryPolicy, fetch
 from ingest.pii import PiiHasher
 conn = Conn(sys.argv[1], "mt-sandbox", "mt-secret")
-pii = PiiHasher("demo-pii-key-not-for-production")
+pii = PiiHasher("clients-test-pii-key-of-at-least-32-bytes")
 policy = RetryPolicy(backoff_base_s=0.01)
 fetch("meituan", "2026-11-20", conn, pii, "killed", sys.argv[2], page_size=50, policy=policy)
 """

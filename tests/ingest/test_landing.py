@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.landing import Landing, LandingMismatch, safe_fetch_id, sha256_file
+from ingest.files import sha256_file
+from ingest.landing import Landing, LandingMismatch, safe_fetch_id
 
 DAY = date(2026, 11, 20)
 REQUEST = {"date": "2026-11-20", "limit": 2}
@@ -64,8 +65,8 @@ def test_pages_and_manifest_follow_the_contract(tmp_path):
 
 def test_same_content_gives_same_file(tmp_path):
     """mtime 0 in the gzip header: a re-landed page is byte-identical, so checksums compare across runs."""
-    a = _manifest(_land(tmp_path, 2, finish=True, fetch_id="a"))
-    b = _manifest(_land(tmp_path, 2, finish=True, fetch_id="b"))
+    a = _manifest(_land(tmp_path / "a", 2, finish=True, fetch_id="a"))
+    b = _manifest(_land(tmp_path / "b", 2, finish=True, fetch_id="b"))  # apart: b would reuse a's pages
     assert [p["sha256"] for p in a["pages"]] == [p["sha256"] for p in b["pages"]]
 
 

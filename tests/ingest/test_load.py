@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import time
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -578,7 +579,8 @@ def test_reloading_a_partition_is_idempotent(tmp_path, con):
     first = load_partition(con, folder)
     before = _contents(con)
     second = load_partition(con, folder)
-    assert first == second
+    assert (first.verdict, second.verdict) == ("new", "replaced")
+    assert replace(first, verdict="replaced") == second
     assert _contents(con) == before
     assert len(before[0]) == 2 and len(before[1]) == 2
     assert rows(con, "SELECT count(*) FROM raw.load_audit") == [(1,)]
@@ -601,7 +603,8 @@ def test_second_fetch_replaces_the_first_and_leaves_other_partitions(tmp_path, c
     load_partition(con, write_landing(tmp_path, "sf", [[sf(1) | {"sf_order_id": ""}]], fetch_id="run1"))
     # The late correction: order 2 was cancelled, order 3 fixed, order 1 gone.
     result = load_partition(
-        con, write_landing(tmp_path, "meituan", [[meituan(2) | {"status": 99}, meituan(3)]], fetch_id="run2")
+        con, write_landing(tmp_path, "meituan", [[meituan(2) | {"status": 99}, meituan(3)]], fetch_id="run2"),
+        accept_replacements=True,  # 1 of 3 records gone is far outside the band: accepted as by an operator
     )
     assert (result.fetch_id, result.loaded, result.quarantined) == ("run2", 2, 0)
     assert rows(
@@ -642,9 +645,7 @@ def test_count_mismatch_rolls_back_and_keeps_the_previous_load(tmp_path, con):
         load_partition(con, bad)
     assert _contents(con) == before
     # The connection is usable afterwards (the transaction was closed).
-    assert (
-        load_partition(con, write_landing(tmp_path, "meituan", [[meituan(4)]], fetch_id="fixed")).loaded == 1
-    )
+    assert load_partition(con, write_landing(tmp_path, "meituan", [[meituan(4)]], fetch_id="fixed")).loaded == 1
 
 
 def test_incomplete_or_tampered_landings_are_refused(tmp_path, con):
@@ -741,3 +742,37 @@ def test_district_day_speed(tmp_path, con):
     print(f"\nloaded a 180k-record meituan landing (180 pages) in {seconds:.2f} s: {result}")
     assert result.fetched == 180_000 == result.loaded + result.quarantined
     assert result.by_reason == {"bad_coordinates": 180 * 11, "duplicate_record": 1}
+
+
+# ------------------------------------------------------------------------ the late-correction band
+
+
+def test_a_replacement_outside_the_band_is_refused_and_changes_nothing(tmp_path, con):
+    """The malformed re-pull of an already loaded day: 30% of its records now break the contract."""
+    good = [meituan(i) for i in range(100)]
+    load_partition(con, write_landing(tmp_path, "meituan", [good], fetch_id="day1"), run_id="run1")
+    before = _contents(con)
+    bad = [meituan(i) | ({"recipient_lng": "x"} if i % 10 < 3 else {}) for i in range(100)]
+    result = load_partition(con, write_landing(tmp_path, "meituan", [bad], fetch_id="day2"), run_id="run2")
+    assert result.verdict == "refused"
+    assert "records loaded 100 -> 70 (-30.0%)" in result.change and "quarantine rate 0.0% -> 30.0%" in result.change
+    assert _contents(con) == before
+    assert rows(con, "SELECT fetch_id FROM raw.load_audit") == [("day1",)]
+    assert rows(con, "SELECT run_id, verdict, old_loaded, new_loaded, new_quarantined FROM audit.partition_audit "
+                     "ORDER BY checked_at") == [("run1", "new", None, 100, 0), ("run2", "refused", 100, 70, 30)]
+    # An operator who checked the source accepts it explicitly.
+    accepted = load_partition(con, write_landing(tmp_path, "meituan", [bad], fetch_id="day3"),
+                              accept_replacements=True)
+    assert (accepted.verdict, accepted.loaded) == ("accepted", 70)
+
+
+def test_corrections_inside_the_band_and_repairs_are_accepted(tmp_path, con):
+    load_partition(con, write_landing(tmp_path, "meituan", [[meituan(i) for i in range(100)]], fetch_id="a"))
+    corrected = [meituan(i) | ({"status": 99} if i == 5 else {}) for i in range(101)]  # 1 changed, 1 more
+    assert load_partition(con, write_landing(tmp_path, "meituan", [corrected], fetch_id="b")).verdict == "replaced"
+    # A day first loaded with a tenth of its records broken, then re-pulled whole: a repair.
+    broken = [meituan(i) | ({"recipient_lng": "x"} if i % 10 == 0 else {}) for i in range(101)]
+    load_partition(con, write_landing(tmp_path, "meituan", [broken], fetch_id="c"), accept_replacements=True)
+    repaired = load_partition(con, write_landing(tmp_path, "meituan", [corrected], fetch_id="d"))
+    assert (repaired.verdict, repaired.loaded) == ("repaired", 101)
+    assert "quarantine rate 10.9% -> 0.0%" in repaired.change

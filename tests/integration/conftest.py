@@ -36,7 +36,7 @@ from ingest.load import load_many
 from ingest.pii import PiiHasher
 from ingest.sandbox.server import SandboxHandle, start_sandbox
 from ingest.sandbox.world import World
-from ops.localenv import DEMO_PII_KEY, SANDBOX_CONNECTIONS, TELEMETRY_OFF
+from ops.localenv import SANDBOX_CONNECTIONS, TELEMETRY_OFF
 
 ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT = ROOT / "dbt_project"
@@ -69,16 +69,18 @@ def sandbox_conn(base_url: str, source: str) -> Conn:
 
 
 def fetch_landing(sandbox: SandboxHandle, jobs: list[tuple[str, date]], landing_root: Path,
-                  fetch_id: str) -> dict[tuple[str, date], Path]:
+                  fetch_id: str, now: datetime | None = None) -> dict[tuple[str, date], Path]:
     """Land every (source, date) of ``jobs`` through the real clients; returns each complete folder.
 
+    ``now`` is when the fetches start, as the landing's reuse rules see it (default the clock): a daily
+    run's fetch of D at D+1 01:00 is provisional, and a later fetch re-pulls it instead of reusing it.
     Threads, because the fetches are independent and each mostly waits on the sandbox.
     """
-    pii = PiiHasher(DEMO_PII_KEY)
+    pii = PiiHasher("integration-test-pii-key-of-at-least-32-bytes")
 
     def one(job: tuple[str, date]) -> Path:
         source, day = job
-        return fetch(source, day, sandbox_conn(sandbox.base_url, source), pii, fetch_id, landing_root)
+        return fetch(source, day, sandbox_conn(sandbox.base_url, source), pii, fetch_id, landing_root, now=now)
 
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
         return dict(zip(jobs, pool.map(one, jobs), strict=True))

@@ -112,12 +112,13 @@ def daily(tmp_path_factory) -> DailyRun:
         runs = []
         for day in DATES:
             # The daily run's view of D: after the station log (D+1 00:30), before corrections (D+1 06:00).
-            sandbox.set_clock(datetime.combine(day + timedelta(days=1), datetime.min.time(), TZ_SHANGHAI)
-                              + timedelta(hours=1))
-            folders = fetch_landing(sandbox, [(s, day) for s in SOURCES], landing, "daily")
+            clock = datetime.combine(day + timedelta(days=1), datetime.min.time(), TZ_SHANGHAI) + timedelta(hours=1)
+            sandbox.set_clock(clock)
+            folders = fetch_landing(sandbox, [(s, day) for s in SOURCES], landing, "daily", now=clock)
             runs.append({"business_date": day.isoformat(), "folders": [str(f) for f in folders.values()]})
         sandbox.set_clock(SETTLED_CLOCK)
-        corrected = fetch_landing(sandbox, [(s, CHANGED) for s in ORDER_SOURCES], landing, "corrected")
+        corrected = fetch_landing(sandbox, [(s, CHANGED) for s in ORDER_SOURCES], landing, "corrected",
+                                  now=SETTLED_CLOCK)
     timings["fetch_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     run_days(data_dir, runs)

@@ -154,3 +154,46 @@ def test_shell_lists_the_catalog_and_refuses_writes(warehouse, published):
     write = subprocess.run([*cli, "-c", "delete from unit_access_daily"], cwd=REPO, capture_output=True,
                            text=True, timeout=60)
     assert write.returncode == 1 and "read-only" in write.stdout.lower()
+
+
+def test_current_only_moves_forward(warehouse, published):
+    newest = publish_version(warehouse, published, "2026-11-29", "run-new").version
+    with pytest.raises(ValueError, match="would move it back"):
+        publish_version(warehouse, published, "2026-11-21", "run-old")
+    assert current_version(published) == newest
+    corrected = publish_version(warehouse, published, "2026-11-29", "run-fix", corrected_dates=["2026-11-21"])
+    assert corrected.corrected_dates == ["2026-11-21"] and current_version(published) == corrected.version
+    assert json.loads((published / "current" / "manifest.json").read_text())["corrected_dates"] == ["2026-11-21"]
+
+
+def test_a_failed_recording_leaves_no_version_and_current_as_it_was(warehouse, published):
+    first = publish_version(warehouse, published, "2026-11-28", "run-1").version
+
+    def refuse(manifest):
+        raise RuntimeError("the warehouse could not record it")
+
+    with pytest.raises(RuntimeError):
+        publish_version(warehouse, published, "2026-11-28", "run-2", before_switch=refuse)
+    assert current_version(published) == first and versions(published) == [first]
+    assert not (published / ".pending").exists()
+
+
+def test_recover_switches_to_a_recorded_version_and_deletes_an_unrecorded_one(warehouse, published):
+    """The state a kill leaves between a version's folder and the switch: folder, marker, `current` behind."""
+    from publish import publisher
+
+    first = publish_version(warehouse, published, "2026-11-28", "run-1").version
+    for run_id, recorded in (("run-2", True), ("run-3", False)):
+        interrupted = publish_version(warehouse, published, "2026-11-28", run_id).version
+        rollback(published, first)
+        (published / ".pending").write_text(interrupted)
+        (published / ".staging" / "leftover").mkdir(parents=True)
+        done = publisher.recover(published, lambda v, recorded=recorded: recorded)
+        assert not (published / ".pending").exists() and not (published / ".staging").exists()
+        if recorded:
+            assert "switched current" in done and current_version(published) == interrupted
+            first = interrupted
+        else:
+            assert "deleted the unrecorded version" in done
+            assert interrupted not in versions(published) and current_version(published) == first
+    assert publisher.recover(published, lambda v: True) is None

@@ -1,6 +1,6 @@
 """A small warehouse of good data: 8 days of every raw table of the raw contract (docs/internals.md),
-the load audit, the seeds (the committed registry CSVs), and every mart with every column its dbt YAML
-documents. Tests break one rule at a time with plain SQL."""
+the load audit, the seeds (the committed registry CSVs), the intermediate models the marts gate reads,
+and every mart with every column its dbt YAML documents. Tests break one rule at a time with plain SQL."""
 
 from __future__ import annotations
 
@@ -100,9 +100,62 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
             audit.append((source, d, f"f-{d}", rows + quarantined, rows, quarantined,
                           dt.datetime.combine(d, dt.time(18))))
     con.executemany("insert into raw.load_audit values (?, ?, ?, ?, ?, ?, ?)", audit)
+    _build_ledger(con)
+    _build_drift_measures(con, days)
     _build_marts(con, day)
     con.close()
     return path
+
+
+def _build_ledger(con: duckdb.DuckDBPyConnection) -> None:
+    """The points ledger dbt builds from the station events above (int_rider_points_ledger): every rider
+    earns 10 and then redeems 5 each day, so no opening balance is needed and no redemption violates."""
+    con.execute(
+        """
+        create table intermediate.int_rider_points_ledger as
+        select payload->>'event_id' as event_id, payload->>'rider_phone' as rider_key,
+               payload->>'station_id' as station_id, cast(left(payload->>'ts', 19) as timestamp) as event_at,
+               cast(event_at as date) as event_date,
+               case payload->>'type' when 'points_earn' then 'earn' else 'redeem' end as movement,
+               case payload->>'type' when 'points_earn' then 1 else -1 end * cast(payload->>'points' as integer)
+                   as points_delta,
+               event_date < min(business_date) over () + 30 as in_opening_window,
+               0 as opening_balance,
+               sum(points_delta) over (partition by rider_key order by event_at, event_id) as cumulative_points,
+               cumulative_points as balance_after, 0 as shortfall_points, false as is_violation
+        from raw.station_events
+        where payload->>'type' in ('points_earn', 'points_redeem')
+        """
+    )
+
+
+# (measure, sources, ordinary value) of int_drift_measures_daily; the counts are 0 on an ordinary day.
+DRIFT_MEASURES = [
+    ("aoi_match_rate", ("meituan", "eleme", "sf", "shansong"), 0.8),
+    ("unit_match_rate", ("meituan", "eleme", "sf", "shansong"), 0.95),
+    ("gate_time_missing_rate", ("meituan", "eleme", "sf", "shansong"), 0.03),
+    ("deliveries", ("meituan", "eleme", "sf", "shansong"), 30.0),
+    ("quarantine_rate", tuple(SOURCES), 0.01),
+    ("unknown_field_records", ("meituan", "eleme", "sf", "shansong", "stations"), 0.0),
+    ("missing_optional_field_records", ("meituan", "eleme", "sf", "shansong", "stations"), 0.0),
+    ("unknown_station_records", ("stations",), 0.0),
+    ("unknown_team_records", ("stations",), 0.0),
+]
+
+
+def _build_drift_measures(con: duckdb.DuckDBPyConnection, days: list[dt.date]) -> None:
+    """int_drift_measures_daily as dbt leaves it after ordinary days: every measure at its usual value,
+    nothing flagged (the flags themselves are dbt's, tested in tests/dbt)."""
+    con.execute(
+        "create table intermediate.int_drift_measures_daily (business_date date, source varchar,"
+        " measure varchar, observed_value double, trailing_median double, lower_bound double,"
+        " upper_bound double, is_flagged boolean, flag_reason varchar)"
+    )
+    con.executemany(
+        "insert into intermediate.int_drift_measures_daily values (?, ?, ?, ?, null, null, null, false, null)",
+        [(d, source, measure, value)
+         for d in days for measure, sources, value in DRIFT_MEASURES for source in sources],
+    )
 
 
 def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
@@ -290,6 +343,10 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
     gates = ", ".join(
         f"7 as {stage}_suites, 40 as {stage}_expectations_evaluated, 0 as {stage}_failed_critical,"
         f" 0 as {stage}_failed_warning, true as {stage}_gate_passed" for stage in ("raw", "marts"))
+    drift = ", ".join([f"0 as {p}_{kind}_records" for p in ("meituan", "eleme", "sf", "shansong")
+                       for kind in ("unknown_field", "missing_optional_field")]
+                      + [f"0 as stations_{kind}_records" for kind in ("unknown_field", "unknown_station",
+                                                                     "unknown_team")])
     con.execute(
         f"""
         create table marts.pipeline_runs as
@@ -299,6 +356,7 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                {totals["quarantined"]} as total_quarantined,
                {", ".join(f"{totals['quarantined'] if r == 'missing_id' else 0} as quarantined_{r}"
                           for r in reasons)},
+               {drift}, 0 as drift_flags, null::varchar as flag_reasons,
                {gates}, 'published' as publication_status, 'v-' || business_date as published_version,
                business_date + interval 18 hour as published_at,
                business_date + interval 18 hour as last_activity_at

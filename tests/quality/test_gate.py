@@ -43,7 +43,7 @@ def test_good_data_passes_both_gates_and_records_every_suite(warehouse, data_dir
          "raw_union_members", "raw_station_events", "raw_load_audit"]
     )
     assert [r[0] for r in rows if r[1] == "marts"] == [
-        "district_daily_kpis", "friendly_effect", "pipeline_runs", "rider_points_balance",
+        "data_drift", "district_daily_kpis", "friendly_effect", "pipeline_runs", "rider_points_balance",
         "service_circle_daily", "station_usage_daily", "street_coverage_monthly", "union_coverage_monthly",
         "unit_access_daily", "volunteer_activity_monthly"]
     assert all(r[2] > 0 and r[3] == 0 and r[4] == 0 and r[5] for r in rows)
@@ -110,9 +110,9 @@ CRITICAL_RULES = [
      " and rider_key <> 'rider-1'"),
     ("marts", "points outstanding never negative",
      "update marts.volunteer_activity_monthly set points_outstanding = -3 where team_id = 'VT-04'"),
-    ("marts", "no rider redeemed more points than earned",
-     f"update raw.station_events set payload = json_merge_patch(payload, '{{\"points\": 500}}')"
-     f" where {_D} and payload->>'type' = 'points_redeem' and record_no = 3"),
+    ("marts", "no redemption beyond a rider's balance (opening balance counted) on the business date or D-1",
+     "update intermediate.int_rider_points_ledger set is_violation = true, shortfall_points = 5"
+     f" where event_date = '{DAY}' and movement = 'redeem' and station_id = 'NF-0004'"),
 ]
 
 
@@ -365,7 +365,7 @@ def test_every_run_logs_one_summary_paragraph(warehouse, caplog):
     [record] = [r for r in caplog.records if r.name == "expectations.gate"]
     assert record.levelno == logging.INFO
     assert record.getMessage().startswith(passed.summary) and "\n" not in record.getMessage()
-    assert "passed: 10 suites" in record.getMessage() and "data_docs/index.html" in record.getMessage()
+    assert "passed: 11 suites" in record.getMessage() and "data_docs/index.html" in record.getMessage()
 
     caplog.clear()
     _sql(warehouse, "update marts.friendly_effect set units_measured = 9 where unit_type = 'hospital'")

@@ -1,4 +1,5 @@
 {%- set sources = ['meituan', 'eleme', 'sf', 'shansong', 'union_members', 'union_orgs', 'stations'] -%}
+{%- set platforms = ['meituan', 'eleme', 'sf', 'shansong'] -%}
 {#- Quarantine reasons of docs/internals.md; wrong_type:<field> is summed over fields. -#}
 {%- set reasons = [
     'missing_id', 'wrong_type', 'bad_coordinates', 'missing_order_time', 'unparseable_order_time',
@@ -145,6 +146,42 @@ quarantine_reasons as (
 
 ),
 
+-- records of the run's load outside the contract or the registries; like raw.quarantine, only the latest
+-- load of a partition is left to count, so a run whose partition a later run reloaded shows NULL
+field_drift as (
+
+    select
+        fetch_id as run_id,
+        business_date,
+        {% for src in platforms %}
+            cast(sum(unknown_field_records) filter (where source = '{{ src }}') as bigint)
+                as {{ src }}_unknown_field_records,
+            cast(sum(missing_optional_field_records) filter (where source = '{{ src }}') as bigint)
+                as {{ src }}_missing_optional_field_records,
+        {% endfor %}
+        cast(sum(unknown_field_records) filter (where source = 'stations') as bigint)
+            as stations_unknown_field_records,
+        cast(sum(unknown_station_records) filter (where source = 'stations') as bigint)
+            as stations_unknown_station_records,
+        cast(sum(unknown_team_records) filter (where source = 'stations') as bigint)
+            as stations_unknown_team_records
+    from {{ ref('int_source_field_drift') }}
+    group by fetch_id, business_date
+
+),
+
+-- why the business date is flagged, as the warehouse holds the date at this build
+day_flags as (
+
+    select
+        business_date,
+        count(*) filter (where is_flagged) as drift_flags,
+        string_agg(flag_reason, '; ' order by source, measure) filter (where is_flagged) as flag_reasons
+    from {{ ref('int_drift_measures_daily') }}
+    group by business_date
+
+),
+
 gates as (
 
     select
@@ -193,6 +230,15 @@ final as (
         {% for reason in reasons %}
             coalesce(quarantine_reasons.quarantined_{{ reason }}, 0) as quarantined_{{ reason }},
         {% endfor %}
+        {% for src in platforms %}
+            field_drift.{{ src }}_unknown_field_records,
+            field_drift.{{ src }}_missing_optional_field_records,
+        {% endfor %}
+        field_drift.stations_unknown_field_records,
+        field_drift.stations_unknown_station_records,
+        field_drift.stations_unknown_team_records,
+        coalesce(day_flags.drift_flags, 0) as drift_flags,
+        day_flags.flag_reasons,
         {% for stage in ['raw', 'marts'] %}
             gates.{{ stage }}_expectations_evaluated,
             gates.{{ stage }}_failed_critical,
@@ -214,6 +260,9 @@ final as (
         on runs.run_id = loads.run_id and runs.business_date = loads.business_date
     left join quarantine_reasons
         on runs.run_id = quarantine_reasons.run_id and runs.business_date = quarantine_reasons.business_date
+    left join field_drift
+        on runs.run_id = field_drift.run_id and runs.business_date = field_drift.business_date
+    left join day_flags on runs.business_date = day_flags.business_date
     left join gates
         on runs.run_id = gates.run_id and runs.business_date = gates.business_date
     left join last_publication

@@ -5,9 +5,13 @@
 
 with
 
+-- Registered stations only: events at a station the seed does not know yet stay in staging, count in the
+-- district totals and in data health (pipeline_runs.stations_unknown_station_records), not here.
 events as (
 
-    select * from {{ ref('stg_stations__events') }}
+    select events.*
+    from {{ ref('stg_stations__events') }} as events
+    inner join {{ ref('stations') }} as stations on events.station_id = stations.station_id
 
 ),
 

@@ -1,0 +1,88 @@
+"""The field lists of macro source_fields (what int_source_field_drift calls known and optional) agree with
+what the staging models read and with what the loader requires, so a field a staging model starts to read
+can never count as schema drift, and "optional" means what ingest/sources.py means by it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from ingest.sources import SOURCES
+from tests.dbt.conftest import DBT, DBT_PROJECT
+
+STAGING = {
+    "meituan": "staging/meituan/stg_meituan__orders.sql",
+    "eleme": "staging/eleme/stg_eleme__orders.sql",
+    "sf": "staging/sf/stg_sf__orders.sql",
+    "shansong": "staging/shansong/stg_shansong__orders.sql",
+    "stations": "staging/stations/stg_stations__events.sql",
+}
+# Contract fields the staging models deliberately do not read: the platforms' own rider ids (riders are
+# joined on the hashed phone) and shop / POI ids (no indicator uses them); shansong's courier name is PII.
+UNREAD = {
+    "meituan": {"courier_id", "poi_id"},
+    "eleme": {"carrier_driver_id", "partner_order_code"},
+    "sf": {"rider_id", "shop_order_id"},
+    "shansong": {"courier.id", "courier.name"},
+    "stations": set(),
+}
+
+
+@pytest.fixture(scope="module")
+def source_fields(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("source_fields")
+    env = {**os.environ, "XIHU_DATA_DIR": str(out), "DO_NOT_TRACK": "1"}
+    done = subprocess.run(
+        [str(DBT), "compile", "--profiles-dir", str(DBT_PROJECT), "--project-dir", str(DBT_PROJECT),
+         "--target", "lint", "--target-path", str(out / "target"), "--log-path", str(out / "logs"), "--quiet",
+         "--inline", "{{ tojson(source_fields()) }}"],
+        cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def staging_reads(source: str) -> set[str]:
+    """Every payload path a staging model reads ('$.receiver.aoiId' -> 'receiver.aoiId')."""
+    sql = (DBT_PROJECT / "models" / STAGING[source]).read_text(encoding="utf-8")
+    return set(re.findall(r"'\$\.([A-Za-z_][\w.]*)'", sql))
+
+
+def loader_requires(source: str) -> set[str]:
+    """Fields without which the loader quarantines a record: ids, required fields, the order time (or the
+    log that holds it) and a station event's ts."""
+    spec = SOURCES[source]
+    required = set(spec.id_fields) | {name for name, _ in spec.required}
+    for time in (spec.order_time, spec.event_time):
+        if time is not None:
+            required.add(time.log or time.field)
+    return required
+
+
+def test_every_source_with_a_staging_model_is_declared(source_fields):
+    assert set(source_fields) == set(STAGING)
+    for source, spec in source_fields.items():
+        assert spec["table"] == SOURCES[source].table, source
+
+
+@pytest.mark.parametrize("source", sorted(STAGING))
+def test_known_fields_are_what_staging_reads_plus_what_it_deliberately_skips(source_fields, source):
+    known = source_fields[source]["known"]
+    assert len(known) == len(set(known)), "a field listed twice"
+    assert set(known) == staging_reads(source) | UNREAD[source]
+
+
+@pytest.mark.parametrize("source", ["meituan", "eleme", "sf", "shansong"])
+def test_optional_fields_are_the_known_fields_the_loader_does_not_require(source_fields, source):
+    spec = source_fields[source]
+    assert set(spec["optional"]) == set(spec["known"]) - loader_requires(source)
+
+
+def test_station_events_count_no_field_missing(source_fields):
+    # Which fields a station event carries depends on its type (a check-in has no points).
+    assert source_fields["stations"]["optional"] == []
+    assert loader_requires("stations") <= set(source_fields["stations"]["known"])
