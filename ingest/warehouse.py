@@ -179,7 +179,9 @@ def writing(run_id: str) -> Iterator[Path]:
                 f"run {run_id} no longer holds the staged warehouse ({held}): it was abandoned and taken "
                 f"over, or discarded after a failure. Re-run the business date."
             )
-        lease = Lease(**{**lease.__dict__, "pid": os.getpid(), "alive_at": _now()})
+        # Only the sign of life: the pid stays the stager's, the process an `airflow dags test` run lives
+        # in (dbt's wrapper, a child that ends before the run does, writes here too).
+        lease = Lease(**{**lease.__dict__, "alive_at": _now()})
         lease.write()
         stop = threading.Event()
         beat = threading.Thread(target=_heartbeat, args=(lease, stop), daemon=True)

@@ -160,3 +160,14 @@ def test_lease_file_is_plain_json(data):
     warehouse.stage("run-j")
     lease = json.loads((warehouse.staged_dir() / warehouse.LEASE).read_text())
     assert lease["run_id"] == "run-j" and lease["pid"] == os.getpid() and lease["one_process"] is False
+
+
+def test_a_writer_in_a_child_process_does_not_make_the_run_look_dead(data):
+    """dbt's wrapper writes for the run and exits; the run (an `airflow dags test` process) lives on."""
+    warehouse.stage("run-w")
+    _lease(one_process=True)
+    env = {**os.environ, "XIHU_DATA_DIR": str(data), "PYTHONPATH": str(PROJECT_ROOT)}
+    subprocess.run([sys.executable, "-c", "from ingest import warehouse\nwith warehouse.writing('run-w'): pass"],
+                   env=env, check=True)
+    assert warehouse.Lease.read().abandoned() is None
+    assert warehouse.Lease.read().pid == os.getpid()
