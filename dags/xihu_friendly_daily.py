@@ -6,11 +6,11 @@ Write, audit, publish: nothing this run writes reaches the live warehouse or rea
 has looked at it, and a failed run leaves both exactly as they were (`ingest/warehouse.py`).
 
 1. **plan** — the business date, the run key and the fetches: four platforms and the stations' log for
-   D and D-1 (late corrections), the union export for D. A run for an older day than the newest
-   published one is a correction: the marts are rebuilt as of the newest date.
+   D and D-1 (late corrections), the union export for D.
 2. **fetch** — one mapped task per (source, date): HTTP to landing files, PII hashed before disk.
 3. **stage** — takes the warehouse writer for this run (queuing behind another run) and copies the live
-   warehouse; every later step writes only that copy.
+   warehouse; every later step writes only that copy. A run for an older day than the newest published
+   one is a correction: the marts are rebuilt and published as of the newest date.
 4. **load** — landing to the staged `raw.*`, replacing whole (source, date) partitions; quarantine with
    reasons; a replacement that moves a loaded day beyond the correction band is refused.
 5. **gate_raw** — Great Expectations on raw: a critical failure stops the run here.
@@ -73,21 +73,14 @@ log = logging.getLogger(__name__)
 def xihu_friendly_daily():
     @task(multiple_outputs=True)
     def plan() -> dict:
-        """The business date (one rule for every kind of run), the date the marts are built as of, and the
-        run key that names this run's landing folders, audit rows and staged warehouse."""
+        """The business date (one rule for every kind of run) and the run key that names this run's
+        landing folders, audit rows and staged warehouse."""
         from ingest.dates import business_date_for
         from ingest.landing import safe_fetch_id
-        from ingest.settings import published_dir
-        from publish.publisher import newest_business_date
 
         ctx = get_current_context()
         day = business_date_for(ctx.get("logical_date"), ctx["dag_run"].run_after, ctx["params"].get("business_date"))
-        newest = newest_business_date(published_dir())
-        as_of = max(day.isoformat(), newest or "")
-        if as_of != day.isoformat():
-            log.info("%s is older than the newest published day %s: a correction, published as of %s",
-                     day, newest, as_of)
-        return {"business_date": day.isoformat(), "as_of": as_of, "run_key": safe_fetch_id(ctx["run_id"])}
+        return {"business_date": day.isoformat(), "run_key": safe_fetch_id(ctx["run_id"])}
 
     @task
     def fetches(business_date: str) -> list[dict]:
@@ -130,13 +123,18 @@ def xihu_friendly_daily():
         return folder
 
     @task  # no pool: it queues for the writer itself, and must not hold the slot the writer's run needs
-    def stage(run_key: str) -> None:
+    def stage(business_date: str, run_key: str) -> str:
         """Take the writer, copy the live warehouse, and clear what interrupted runs left behind: a
-        publication between its folder and its switch, unfinished builds, old landing folders."""
+        publication between its folder and its switch, unfinished builds, old landing folders.
+
+        Returns the date the marts are built and published as of: the run's day, or the newest published
+        day when that is later (the run corrects history; ``current`` never moves back). Decided here,
+        once the writer is this run's, because a run queued behind another sees what that one published.
+        """
         from ingest import warehouse
         from ingest.landing import prune_landing
         from ingest.settings import landing_dir, landing_keep_days, published_dir
-        from publish.publisher import recorded_versions, recover
+        from publish.publisher import newest_business_date, recorded_versions, recover
 
         warehouse.stage(run_key)
         settled = recover(published_dir(), lambda v: v in recorded_versions(warehouse.live_path()))
@@ -145,6 +143,12 @@ def xihu_friendly_daily():
         pruned = prune_landing(landing_dir(), pendulum.now("UTC"), landing_keep_days())
         if pruned:
             log.info("landing retention: %d old fetch folders deleted", len(pruned))
+        newest = newest_business_date(published_dir())
+        as_of = max(business_date, newest or "")
+        if as_of != business_date:
+            log.info("%s is older than the newest published day %s: a correction, published as of %s",
+                     business_date, newest, as_of)
+        return as_of
 
     @task(pool=WRITER_POOL)
     def load(folders: list[str], run_key: str) -> list[dict]:
@@ -196,7 +200,7 @@ def xihu_friendly_daily():
             **DBT_OPERATOR_ARGS,
             # ops/dbt_child.py writes the staged copy that this run holds.
             "env": {"XIHU_RUN_KEY": "{{ ti.xcom_pull(task_ids='plan', key='run_key') }}"},
-            "vars": {"business_date": "{{ ti.xcom_pull(task_ids='plan', key='as_of') }}",
+            "vars": {"business_date": "{{ ti.xcom_pull(task_ids='stage') }}",
                      "loaded_from": "{{ ti.xcom_pull(task_ids='plan', key='business_date') }}"},
         },
     )
@@ -230,15 +234,15 @@ def xihu_friendly_daily():
 
     run = plan()
     landed = fetch.partial(run_key=run["run_key"]).expand(job=fetches(run["business_date"]))
-    staged = stage(run["run_key"])
+    as_of = stage(run["business_date"], run["run_key"])  # the date the marts are built as of
     loads = load(landed, run["run_key"])
     gate_raw = gate.override(task_id="gate_raw")("raw", run["business_date"], run["run_key"], landed)
     # The marts are checked as of the date they are built as of (a correction's changes to older days are
     # the published-days audit's to judge).
-    gate_marts = gate.override(task_id="gate_marts")("marts", run["as_of"], run["run_key"])
-    published = publish(run["as_of"], run["run_key"], loads)
-    chain(landed, staged, loads, gate_raw, transform, gate_marts, published)
-    published >> release(run["run_key"]).as_teardown(setups=staged)
+    gate_marts = gate.override(task_id="gate_marts")("marts", as_of, run["run_key"])
+    published = publish(as_of, run["run_key"], loads)
+    chain(landed, as_of, loads, gate_raw, transform, gate_marts, published)
+    published >> release(run["run_key"]).as_teardown(setups=as_of)
 
 
 xihu_friendly_daily()
