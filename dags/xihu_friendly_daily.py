@@ -165,7 +165,8 @@ def xihu_friendly_daily():
             elif r.verdict in ("repaired", "accepted"):
                 log.warning("%s %s %s: %s", r.source, r.business_date, r.verdict, r.change)
         return [{"source": r.source, "business_date": r.business_date.isoformat(), "fetched": r.fetched,
-                 "loaded": r.loaded, "quarantined": r.quarantined, "by_reason": r.by_reason,
+                 "loaded": r.loaded, "duplicates_removed": r.duplicates_removed, "quarantined": r.quarantined,
+                 "by_reason": r.by_reason,
                  "verdict": r.verdict} for r in results]
 
     @task(pool=WRITER_POOL)

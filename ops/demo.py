@@ -68,11 +68,13 @@ def summary(data_dir: Path, days: list[date]) -> tuple[str, bool]:
     for day in days:
         lines.append(f"== business date {day}")
         rows = con.execute(
-            "select source, fetched, loaded, quarantined from raw.load_audit where business_date = ? "
+            "select source, fetched, loaded, duplicates_removed, quarantined from raw.load_audit "
+            "where business_date = ? "
             "qualify row_number() over (partition by source order by loaded_at desc) = 1 order by source",
             [day]).fetchall()
-        for source, fetched, loaded, quarantined in rows:
-            lines.append(f"   {source:<14} fetched {fetched:>7}  loaded {loaded:>7}  quarantined {quarantined:>5}")
+        for source, fetched, loaded, duplicates, quarantined in rows:
+            lines.append(f"   {source:<14} fetched {fetched:>7}  loaded {loaded:>7}  duplicates {duplicates:>5}  "
+                         f"quarantined {quarantined:>5}")
         gates = con.execute(
             "select stage, bool_and(success), sum(failed_critical), sum(failed_warning) from audit.gate_results "
             "where business_date = ? group by stage order by stage desc", [day]).fetchall()

@@ -355,8 +355,14 @@ def create_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(
         "create table if not exists raw.load_audit (source varchar, business_date date, fetch_id varchar, "
-        "fetched bigint, loaded bigint, quarantined bigint, loaded_at timestamptz)"
+        "fetched bigint, loaded bigint, quarantined bigint, loaded_at timestamptz, "
+        "duplicates_removed bigint default 0)"
     )
+
+
+# The loader's audit row without duplicates_removed (0 unless a test says otherwise).
+INSERT_LOAD_AUDIT = ("insert into raw.load_audit (source, business_date, fetch_id, fetched, loaded, quarantined, "
+                     "loaded_at) values (?, ?, ?, ?, ?, ?, ?)")
 
 
 ID_FIELD = {"meituan": "order_id", "eleme": "open_order_code", "sf": "sf_order_id", "shansong": "orderNo"}

@@ -24,6 +24,7 @@ from expectations.gate import run_gate
 from tests.dbt.conftest import (
     DBT,
     DBT_PROJECT,
+    INSERT_LOAD_AUDIT,
     REPORTING_DATE,
     Order,
     at,
@@ -113,7 +114,7 @@ def write_raw(warehouse: Path) -> None:
                 )
                 audit.append((platform, day, fetch_id(day), len(records), len(records), 0, loaded_at))
             audit.append(("stations", day, fetch_id(day), len(files[day]), len(files[day]), 0, loaded_at))
-        con.executemany("insert into raw.load_audit values (?, ?, ?, ?, ?, ?, ?)", audit)
+        con.executemany(INSERT_LOAD_AUDIT, audit)
         load_station_files(con, files)
 
 
