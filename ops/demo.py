@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.dates import LOCAL, run_time_for
+from ingest.settings import dbt_vars
 from ops.localenv import PROJECT_ROOT, airflow, embedded_env, init_airflow
 
 DAG_ID = "xihu_friendly_daily"
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         env = embedded_env(args.data_dir, base_url)
         ok = [run_day(env, day) for day in days]
     subprocess.run([str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--profiles-dir", ".",
+                    "--vars", json.dumps(dbt_vars()),
                     "--target-path", str(args.data_dir.resolve() / "dbt_docs"), "--quiet"],
                    cwd=PROJECT_ROOT / "dbt_project", env=env, check=False)
     report, all_published = summary(args.data_dir.resolve(), days)

@@ -23,6 +23,7 @@ import duckdb
 import pytest
 
 from ingest.pii import PiiHasher
+from ingest.settings import dbt_vars
 
 ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT = ROOT / "dbt_project"
@@ -403,7 +404,7 @@ def run_dbt_build(data_dir: Path, business_date: date, *extra: str) -> subproces
     cmd = [
         str(DBT), "build", "--profiles-dir", str(DBT_PROJECT), "--project-dir", str(DBT_PROJECT),
         "--target-path", str(data_dir / "dbt" / "target"), "--log-path", str(data_dir / "dbt" / "logs"),
-        "--vars", json.dumps({"business_date": business_date.isoformat()}),
+        "--vars", json.dumps(dbt_vars(business_date=business_date.isoformat())),
         "--select", *select, "--indirect-selection", "cautious", *extra,
     ]
     result = subprocess.run(cmd, cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=600)

@@ -21,6 +21,7 @@ import duckdb
 import pytest
 
 from expectations.gate import run_gate
+from ingest.settings import dbt_vars
 from tests.dbt.conftest import (
     DBT,
     DBT_PROJECT,
@@ -128,7 +129,7 @@ def built(tmp_path_factory) -> dict:
     result = subprocess.run(
         [str(DBT), "build", "--profiles-dir", str(DBT_PROJECT), "--project-dir", str(DBT_PROJECT),
          "--target-path", str(data_dir / "dbt" / "target"), "--log-path", str(data_dir / "dbt" / "logs"),
-         "--vars", json.dumps({"business_date": D.isoformat(), "points_opening_days": OPENING_DAYS}),
+         "--vars", json.dumps(dbt_vars(business_date=D.isoformat(), points_opening_days=OPENING_DAYS)),
          "--select", "+pipeline_runs", "+station_usage_daily", "+volunteer_activity_monthly", "streets",
          "--indirect-selection", "cautious"],
         cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=600,

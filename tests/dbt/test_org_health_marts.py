@@ -25,6 +25,7 @@ import pytest
 
 from ingest.load import raw_schema_ddl
 from ingest.pii import PiiHasher
+from ingest.settings import dbt_vars
 
 PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 DBT = Path(sys.executable).parent / "dbt"
@@ -186,7 +187,8 @@ class Scenario:
 def dbt(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "XIHU_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1"}
     return subprocess.run(
-        [str(DBT), *args, "--profiles-dir", ".", "--target-path", str(data_dir / "target"),
+        [str(DBT), *args, "--profiles-dir", ".", "--vars", json.dumps(dbt_vars()),
+         "--target-path", str(data_dir / "target"),
          "--log-path", str(data_dir / "logs")],
         cwd=PROJECT, env=env, capture_output=True, text=True, timeout=900,
     )
