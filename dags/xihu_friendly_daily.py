@@ -74,12 +74,13 @@ log = logging.getLogger(__name__)
 def xihu_friendly_daily():
     @task(multiple_outputs=True)
     def plan() -> dict:
-        """The business date (one rule for every kind of run), the date the marts are built as of, and the
-        run key that names this run's landing folders, audit rows and staged warehouse."""
+        """The business date (one rule for every kind of run), the date the marts are built as of, the
+        run key that names this run's landing folders, audit rows and staged warehouse, and the name of
+        the version the run will publish (from the run's start, so a retried plan names the same one)."""
         from ingest.dates import business_date_for
         from ingest.landing import safe_fetch_id
         from ingest.settings import published_dir
-        from publish.publisher import newest_business_date
+        from publish.publisher import newest_business_date, version_name
 
         ctx = get_current_context()
         day = business_date_for(ctx.get("logical_date"), ctx["dag_run"].run_after, ctx["params"].get("business_date"))
@@ -88,7 +89,10 @@ def xihu_friendly_daily():
         if as_of != day.isoformat():
             log.info("%s is older than the newest published day %s: a correction, published as of %s",
                      day, newest, as_of)
-        return {"business_date": day.isoformat(), "as_of": as_of, "run_key": safe_fetch_id(ctx["run_id"])}
+        run_key = safe_fetch_id(ctx["run_id"])
+        started = getattr(ctx["dag_run"], "start_date", None) or pendulum.now("UTC")
+        return {"business_date": day.isoformat(), "as_of": as_of, "run_key": run_key,
+                "version": version_name(started, as_of, run_key)}
 
     @task
     def fetches(business_date: str) -> list[dict]:
@@ -131,18 +135,22 @@ def xihu_friendly_daily():
         return folder
 
     @task  # no pool: it queues for the writer itself, and must not hold the slot the writer's run needs
-    def stage(run_key: str) -> None:
+    def stage(run_key: str, as_of: str, version: str) -> None:
         """Take the writer, copy the live warehouse, and clear what interrupted runs left behind: a
-        publication between its folder and its switch, unfinished builds, old landing folders."""
+        publication between its folder and its switch, unfinished builds, old landing folders. Then
+        record in the copy the publication this run intends, so that the pipeline_runs mart dbt builds
+        shows this run published in ``version``; a run that fails discards the copy and the intention."""
         from ingest import warehouse
         from ingest.landing import prune_landing
         from ingest.settings import landing_dir, landing_keep_days, published_dir
-        from publish.publisher import recorded_versions, recover
+        from publish.publisher import record_intended_publication, recorded_versions, recover
 
         warehouse.stage(run_key)
         settled = recover(published_dir(), lambda v: v in recorded_versions(warehouse.live_path()))
         if settled:
             log.warning("%s", settled)
+        with warehouse.writing(run_key) as staged:
+            record_intended_publication(staged, run_key, as_of, version)
         pruned = prune_landing(landing_dir(), pendulum.now("UTC"), landing_keep_days())
         if pruned:
             log.info("landing retention: %d old fetch folders deleted", len(pruned))
@@ -207,7 +215,7 @@ def xihu_friendly_daily():
     run_consumers_after_producer(transform)
 
     @task(pool=WRITER_POOL, outlets=MART_ASSETS)
-    def publish(as_of: str, run_key: str, loads: list[dict]) -> dict:
+    def publish(as_of: str, run_key: str, loads: list[dict], version: str) -> dict:
         from ingest import warehouse
         from ingest.settings import published_dir
         from publish import publish_version, record_publication
@@ -219,7 +227,7 @@ def xihu_friendly_daily():
                 warehouse.promote(run_key)
 
             manifest = publish_version(staged, published_dir(), as_of, run_key, corrected_dates=corrected,
-                                       before_switch=commit)
+                                       before_switch=commit, version=version)
         return {"version": manifest.version, "business_date": manifest.business_date,
                 "corrected_dates": manifest.corrected_dates,
                 "rows": {mart: meta["rows"] for mart, meta in manifest.marts.items()}}
@@ -234,13 +242,13 @@ def xihu_friendly_daily():
 
     run = plan()
     landed = fetch.partial(run_key=run["run_key"]).expand(job=fetches(run["business_date"]))
-    staged = stage(run["run_key"])
+    staged = stage(run["run_key"], run["as_of"], run["version"])
     loads = load(landed, run["run_key"])
     gate_raw = gate.override(task_id="gate_raw")("raw", run["business_date"], run["run_key"], landed)
     # The marts are checked as of the date they are built as of (a correction's changes to older days are
     # the published-days audit's to judge).
     gate_marts = gate.override(task_id="gate_marts")("marts", run["as_of"], run["run_key"])
-    published = publish(run["as_of"], run["run_key"], loads)
+    published = publish(run["as_of"], run["run_key"], loads, run["version"])
     chain(landed, staged, loads, gate_raw, transform, gate_marts, published)
     published >> release(run["run_key"]).as_teardown(setups=staged)
 
