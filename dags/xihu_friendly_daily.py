@@ -35,6 +35,7 @@ from airflow.sdk import Param, chain, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 from cosmos import DbtTaskGroup
 
+from ingest.settings import dbt_vars
 from ops.dag_config import (
     DBT_OPERATOR_ARGS,
     DEFAULT_ARGS,
@@ -122,19 +123,27 @@ def xihu_friendly_daily():
             raise AirflowFailException(str(refused)) from refused
         return folder
 
-    @task  # no pool: it queues for the writer itself, and must not hold the slot the writer's run needs
-    def stage(business_date: str, run_key: str) -> str:
+    @task(multiple_outputs=True)  # no pool: it queues for the writer itself; the slot is the holder's
+    def stage(business_date: str, run_key: str) -> dict:
         """Take the writer, copy the live warehouse, and clear what interrupted runs left behind: a
         publication between its folder and its switch, unfinished builds, old landing folders.
 
-        Returns the date the marts are built and published as of: the run's day, or the newest published
-        day when that is later (the run corrects history; ``current`` never moves back). Decided here,
-        once the writer is this run's, because a run queued behind another sees what that one published.
+        Decides, once the writer is this run's (a run queued behind another sees what that one published),
+        the date the marts are built and published as of: the run's day, or the newest published day when
+        that is later (the run corrects history; ``current`` never moves back); and the name of the version
+        it will publish, recorded in the copy as intended, so the ``pipeline_runs`` mart dbt builds shows
+        this run published in it. A run that fails discards the copy and the intention with it.
         """
         from ingest import warehouse
         from ingest.landing import prune_landing
         from ingest.settings import landing_dir, landing_keep_days, published_dir
-        from publish.publisher import newest_business_date, recorded_versions, recover
+        from publish.publisher import (
+            newest_business_date,
+            record_intended_publication,
+            recorded_versions,
+            recover,
+            version_name,
+        )
 
         warehouse.stage(run_key)
         settled = recover(published_dir(), lambda v: v in recorded_versions(warehouse.live_path()))
@@ -148,7 +157,11 @@ def xihu_friendly_daily():
         if as_of != business_date:
             log.info("%s is older than the newest published day %s: a correction, published as of %s",
                      business_date, newest, as_of)
-        return as_of
+        started = get_current_context()["dag_run"].start_date or pendulum.now("UTC")
+        version = version_name(started, as_of, run_key)  # from the run's start: a retried stage names the same
+        with warehouse.writing(run_key) as staged:
+            record_intended_publication(staged, run_key, as_of, version)
+        return {"as_of": as_of, "version": version}
 
     @task(pool=WRITER_POOL)
     def load(folders: list[str], run_key: str) -> list[dict]:
@@ -169,8 +182,8 @@ def xihu_friendly_daily():
             elif r.verdict in ("repaired", "accepted"):
                 log.warning("%s %s %s: %s", r.source, r.business_date, r.verdict, r.change)
         return [{"source": r.source, "business_date": r.business_date.isoformat(), "fetched": r.fetched,
-                 "loaded": r.loaded, "quarantined": r.quarantined, "by_reason": r.by_reason,
-                 "verdict": r.verdict} for r in results]
+                 "loaded": r.loaded, "duplicates_removed": r.duplicates_removed, "quarantined": r.quarantined,
+                 "by_reason": r.by_reason, "verdict": r.verdict} for r in results]
 
     @task(pool=WRITER_POOL)
     def gate(stage: str, business_date: str, run_key: str, folders: list[str] | None = None) -> dict:
@@ -200,14 +213,16 @@ def xihu_friendly_daily():
             **DBT_OPERATOR_ARGS,
             # ops/dbt_child.py writes the staged copy that this run holds.
             "env": {"XIHU_RUN_KEY": "{{ ti.xcom_pull(task_ids='plan', key='run_key') }}"},
-            "vars": {"business_date": "{{ ti.xcom_pull(task_ids='stage') }}",
-                     "loaded_from": "{{ ti.xcom_pull(task_ids='plan', key='business_date') }}"},
+            # K from XIHU_K_ANON, read where the task runs (the DAG file is parsed again there), as the gate
+            # reads it: one K for what dbt suppresses and what the marts gate recounts.
+            "vars": dbt_vars(business_date="{{ ti.xcom_pull(task_ids='stage', key='as_of') }}",
+                             loaded_from="{{ ti.xcom_pull(task_ids='plan', key='business_date') }}"),
         },
     )
     run_consumers_after_producer(transform)
 
     @task(pool=WRITER_POOL, outlets=MART_ASSETS)
-    def publish(as_of: str, run_key: str, loads: list[dict]) -> dict:
+    def publish(as_of: str, run_key: str, loads: list[dict], version: str) -> dict:
         from ingest import warehouse
         from ingest.settings import published_dir
         from publish import publish_version, record_publication
@@ -219,7 +234,7 @@ def xihu_friendly_daily():
                 warehouse.promote(run_key)
 
             manifest = publish_version(staged, published_dir(), as_of, run_key, corrected_dates=corrected,
-                                       before_switch=commit)
+                                       before_switch=commit, version=version)
         return {"version": manifest.version, "business_date": manifest.business_date,
                 "corrected_dates": manifest.corrected_dates,
                 "rows": {mart: meta["rows"] for mart, meta in manifest.marts.items()}}
@@ -234,15 +249,14 @@ def xihu_friendly_daily():
 
     run = plan()
     landed = fetch.partial(run_key=run["run_key"]).expand(job=fetches(run["business_date"]))
-    as_of = stage(run["business_date"], run["run_key"])  # the date the marts are built as of
+    staged = stage(run["business_date"], run["run_key"])  # the as-of date and the version's name
     loads = load(landed, run["run_key"])
     gate_raw = gate.override(task_id="gate_raw")("raw", run["business_date"], run["run_key"], landed)
     # The marts are checked as of the date they are built as of (a correction's changes to older days are
     # the published-days audit's to judge).
-    gate_marts = gate.override(task_id="gate_marts")("marts", as_of, run["run_key"])
-    published = publish(as_of, run["run_key"], loads)
-    chain(landed, as_of, loads, gate_raw, transform, gate_marts, published)
-    published >> release(run["run_key"]).as_teardown(setups=as_of)
-
+    gate_marts = gate.override(task_id="gate_marts")("marts", staged["as_of"], run["run_key"])
+    published = publish(staged["as_of"], run["run_key"], loads, staged["version"])
+    chain(landed, staged, loads, gate_raw, transform, gate_marts, published)
+    published >> release(run["run_key"]).as_teardown(setups=staged)
 
 xihu_friendly_daily()

@@ -123,12 +123,13 @@ _STATION_EVENTS = """
 
 def load_audit_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.DataFrame:
     """One row per source: its latest load for the date (a re-run replaces the partition, so only the
-    latest load describes what is in ``raw``) and that load's quarantine rate."""
+    latest load describes what is in ``raw``) and that load's quarantine rate, of quarantined records only
+    (removed duplicate copies break no contract)."""
     _require(con, "raw.load_audit")
     return con.execute(
         """
-        select source, fetched, loaded, quarantined,
-               loaded + quarantined as loaded_plus_quarantined,
+        select source, fetched, loaded, duplicates_removed, quarantined,
+               loaded + duplicates_removed + quarantined as loaded_removed_quarantined,
                quarantined / nullif(fetched, 0) as quarantine_rate
         from raw.load_audit
         where business_date = ?
@@ -345,8 +346,10 @@ DISTRICT_DAILY_KPIS = MartFrame(
         ("minutes_max", "greatest(median_last100_min_friendly, median_last100_min_non_friendly)"),
         ("count_min",
          "least(deliveries, station_visits, points_earned, points_redeemed, implausible_last100, "
-                      + ", ".join(f"{s}_fetched, {s}_loaded, {s}_quarantined" for s in _SOURCES) + ")"),
-        ("loads_balance", _all([f"{s}_fetched = {s}_loaded + {s}_quarantined" for s in _SOURCES])),
+                      + ", ".join(f"{s}_fetched, {s}_loaded, {s}_quarantined, {s}_duplicates_removed"
+                                  for s in _SOURCES) + ")"),
+        ("loads_balance", _all([f"{s}_fetched = {s}_loaded + {s}_duplicates_removed + {s}_quarantined"
+                                for s in _SOURCES])),
         # Cross-table: the district's totals cover what the detailed marts published for the date
         # (suppressed cells are NULL there, so a sum of the published cells can only be smaller).
         ("deliveries_cover_units", _all([
@@ -363,7 +366,8 @@ DISTRICT_DAILY_KPIS = MartFrame(
 PIPELINE_RUNS = MartFrame(
     table="marts.pipeline_runs",
     period=f"business_date = {_DAY}",
-    checks=(("totals_balance", _all(["total_fetched = total_loaded + total_quarantined"])),),
+    checks=(("totals_balance",
+             _all(["total_fetched = total_loaded + total_duplicates_removed + total_quarantined"])),),
     private=(),
 )
 

@@ -47,6 +47,9 @@ WHAT_TO_DO = (
 
 @dataclass(frozen=True)
 class PartitionCounts:
+    """A partition's load: ``quarantined`` are the records that broke the contract, never the removed
+    duplicates (a day the platform sent twice is not a worse day), so the quarantine rate is of those."""
+
     fetched: int
     loaded: int
     quarantined: int

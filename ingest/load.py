@@ -1,11 +1,13 @@
 """Load one landing folder into the warehouse's ``raw`` schema, quarantining what the contract refuses.
 
-Every landed record ends up either in ``raw.<table>`` or in ``raw.quarantine`` with a reason, and the counts
-are checked against the manifest before commit (docs/internals.md, "Raw contract"). The per-record work is
-one SQL pass inside DuckDB over the gzipped pages (``read_json_objects``, ``read_csv``, json functions),
-compiled from the declarative specs of :mod:`ingest.sources`, because a Python loop over ~180k records a
-source and day would dominate the run. Python only reads manifests, verifies checksums and splits station
-logs into numbered lines (the line number is the lineage of a truncated line that no JSON reader keeps).
+Every landed record ends up in ``raw.<table>``, in ``raw.quarantine`` with a reason, or counted as a further
+copy of a record already loaded (sources.md: duplicates are removed once; quarantine is for records that
+break the contract), and the counts are checked against the manifest before commit (docs/internals.md, "Raw
+contract"). The per-record work is one SQL pass inside DuckDB over the gzipped pages (``read_json_objects``,
+``read_csv``, json functions), compiled from the declarative specs of :mod:`ingest.sources`, because a
+Python loop over ~180k records a source and day would dominate the run. Python only reads manifests,
+verifies checksums and splits station logs into numbered lines (the line number is the lineage of a
+truncated line that no JSON reader keeps).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class LandingError(Exception):
 
 
 class LoadCountError(Exception):
-    """fetched != loaded + quarantined, or a page holds another number of records than its manifest says."""
+    """fetched != loaded + duplicates_removed + quarantined, or a page holds another number of records than
+    its manifest says."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class LoadResult:
     fetched: int
     loaded: int
     quarantined: int
+    # Further copies of a loaded record_id (same fetch): neither loaded nor quarantined, only counted.
+    duplicates_removed: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     # Against the partition it replaces (ingest/corrections.py): new, replaced, repaired or refused; a
     # refused load changed nothing and ``change`` says by how much it moved.
@@ -100,8 +105,11 @@ CREATE TABLE IF NOT EXISTS raw.load_audit (
     fetched BIGINT NOT NULL,
     loaded BIGINT NOT NULL,
     quarantined BIGINT NOT NULL,
-    loaded_at TIMESTAMPTZ NOT NULL
+    loaded_at TIMESTAMPTZ NOT NULL,
+    duplicates_removed BIGINT NOT NULL DEFAULT 0
 );
+-- A warehouse created before duplicates were counted (they were quarantined): its old rows read 0.
+ALTER TABLE raw.load_audit ADD COLUMN IF NOT EXISTS duplicates_removed BIGINT DEFAULT 0;
 """
 
 
@@ -372,19 +380,21 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
         con.execute(raw_schema_ddl())
         _stage_records(con, spec, pages)
         # Of several valid copies of one record_id the last landed (latest page, then latest position) is
-        # loaded: sf pages are not snapshot-consistent, so a later page holds the newer state.
+        # loaded: sf pages are not snapshot-consistent, so a later page holds the newer state. The other
+        # valid copies are duplicates: counted, neither loaded nor quarantined (they break no contract).
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _xihu_checked AS
-            SELECT * EXCLUDE (reason),
-                   coalesce(reason, CASE WHEN row_number() OVER (
+            SELECT *,
+                   reason IS NULL AND row_number() OVER (
                        PARTITION BY reason IS NULL, record_id ORDER BY page_no DESC, record_no DESC) > 1
-                       THEN 'duplicate_record' END) AS reason
+                       AS duplicate
             FROM ({_classify_sql(spec, business_date)})
             """
         )
         _check_pages(spec.name, business_date, fetched, pages, con)
-        verdict, change, old, (new_loaded, new_quarantined) = _judge(con, spec.name, business_date, fetched)
+        verdict, change, old, (new_loaded, duplicates, new_quarantined) = _judge(
+            con, spec.name, business_date, fetched)
         if verdict == "refused" and accept_replacements:
             verdict, change = "accepted", f"{change} (accepted by the operator)"
         con.execute(
@@ -397,14 +407,14 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
             con.execute("DROP TABLE _xihu_records")
             con.execute("COMMIT")
             return LoadResult(spec.name, business_date, fetch_id, fetched, new_loaded, new_quarantined,
-                              verdict=verdict, change=change)
+                              duplicates, verdict=verdict, change=change)
         con.execute(f"DELETE FROM {table} WHERE business_date = ?", [business_date])
         con.execute("DELETE FROM raw.quarantine WHERE source = ? AND business_date = ?", partition)
         con.execute(
             f"""
             INSERT INTO {table}
             SELECT record_id, ?, rec, ?, page_file, record_no, now()
-            FROM _xihu_checked WHERE reason IS NULL ORDER BY page_no, record_no
+            FROM _xihu_checked WHERE reason IS NULL AND NOT duplicate ORDER BY page_no, record_no
             """,
             [business_date, fetch_id],
         )
@@ -416,7 +426,7 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
             """,
             [spec.name, business_date, fetch_id],
         )
-        _check_counts(con, table, spec.name, business_date, fetched)
+        _check_counts(con, table, spec.name, business_date, fetched, duplicates)
         loaded = con.execute(
             f"SELECT count(*) FROM {table} WHERE business_date = ?", [business_date]
         ).fetchone()[0]
@@ -433,8 +443,9 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
             [*partition, fetch_id],
         )
         con.execute(
-            "INSERT INTO raw.load_audit VALUES (?, ?, ?, ?, ?, ?, now())",
-            [*partition, fetch_id, fetched, loaded, quarantined],
+            "INSERT INTO raw.load_audit (source, business_date, fetch_id, fetched, loaded, quarantined, "
+            "duplicates_removed, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+            [*partition, fetch_id, fetched, loaded, quarantined, duplicates],
         )
         con.execute("DROP TABLE _xihu_checked")
         con.execute("DROP TABLE _xihu_records")
@@ -442,21 +453,26 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return LoadResult(spec.name, business_date, fetch_id, fetched, loaded, quarantined, by_reason, verdict, change)
+    return LoadResult(spec.name, business_date, fetch_id, fetched, loaded, quarantined, duplicates, by_reason,
+                      verdict, change)
 
 
 def _judge(con: duckdb.DuckDBPyConnection, source: str, business_date: date, fetched: int):
-    """The verdict on replacing the partition's current load with _xihu_checked, with the old and the new
-    (loaded, quarantined) counts."""
+    """The verdict on replacing the partition's current load with _xihu_checked, with the old (fetched,
+    loaded, quarantined) and the new (loaded, duplicates removed, quarantined) counts. The quarantine rate
+    is of quarantined records only: removed duplicates are not a defect of the day."""
     old = con.execute(
         "SELECT fetched, loaded, quarantined FROM raw.load_audit WHERE source = ? AND business_date = ? "
         "ORDER BY loaded_at DESC LIMIT 1",
         [source, business_date],
     ).fetchone()
     new = con.execute(
-        "SELECT count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) FROM _xihu_checked"
+        "SELECT count(*) FILTER (reason IS NULL AND NOT duplicate), count(*) FILTER (duplicate), "
+        "count(*) FILTER (reason IS NOT NULL) FROM _xihu_checked"
     ).fetchone()
-    verdict, change = judge_partition(PartitionCounts(*old) if old else None, PartitionCounts(fetched, *new))
+    new_loaded, _, new_quarantined = new
+    verdict, change = judge_partition(PartitionCounts(*old) if old else None,
+                                      PartitionCounts(fetched, new_loaded, new_quarantined))
     return verdict, change, old, new
 
 
@@ -476,15 +492,17 @@ def _check_pages(source: str, business_date: date, fetched: int, pages: list[_Pa
 
 
 def _check_counts(con: duckdb.DuckDBPyConnection, table: str, source: str, business_date: date,
-                  fetched: int) -> None:
-    """Raise LoadCountError unless the written partition holds every fetched record once."""
+                  fetched: int, duplicates: int) -> None:
+    """Raise LoadCountError unless every fetched record is in the written partition, in its quarantine or
+    among the removed duplicates, once: fetched = loaded + duplicates_removed + quarantined."""
     loaded = con.execute(f"SELECT count(*) FROM {table} WHERE business_date = ?", [business_date]).fetchone()[
         0
     ]
     quarantined = con.execute(
         "SELECT count(*) FROM raw.quarantine WHERE source = ? AND business_date = ?", [source, business_date]
     ).fetchone()[0]
-    if loaded + quarantined != fetched:
+    if loaded + duplicates + quarantined != fetched:
         raise LoadCountError(
-            f"{source} {business_date}: fetched {fetched} != loaded {loaded} + quarantined {quarantined}"
+            f"{source} {business_date}: fetched {fetched} != loaded {loaded} + duplicates removed {duplicates} "
+            f"+ quarantined {quarantined}"
         )

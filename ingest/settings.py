@@ -3,7 +3,7 @@
 | variable | default | meaning |
 | --- | --- | --- |
 | ``XIHU_DATA_DIR`` | ``./data`` | root of everything the pipeline writes (landing, warehouse, quality, published) |
-| ``XIHU_K_ANON`` | ``5`` | minimum distinct riders behind a published cell (dbt var ``k_anon``) |
+| ``XIHU_K_ANON`` | ``5`` | minimum distinct riders behind a published cell (dbt var ``k_anon``: :func:`dbt_vars`) |
 | ``XIHU_KEEP_VERSIONS`` | ``10`` | published versions kept for rollback |
 | ``XIHU_CORRECTION_BAND`` | ``0.03`` | how far a replaced partition or a published day may move (share) |
 | ``XIHU_WRITER_STALE_SECONDS`` | ``1800`` | a staged warehouse idle this long is abandoned |
@@ -43,6 +43,14 @@ def published_dir() -> Path:
 
 def k_anon() -> int:
     return int(os.environ.get("XIHU_K_ANON", "5"))
+
+
+def dbt_vars(**run_vars) -> dict:
+    """The ``--vars`` of every dbt command the project runs (the DAG's transform, ``make demo``'s docs, the
+    tests' builds): K from ``XIHU_K_ANON``, so that the cells dbt suppresses and the cells the marts gate
+    recounts use one K. dbt_project.yml's ``k_anon`` is only the fallback of a bare ``dbt`` command;
+    left to it, K=10 here would build with 5 and the gate would block every publication."""
+    return {"k_anon": k_anon(), **run_vars}
 
 
 def keep_versions() -> int:

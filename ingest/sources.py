@@ -16,7 +16,10 @@ A record gets the *first* reason that applies, checked in this order:
    included: meituan's unix seconds sent as a text are unparseable, not a wrong type, because the
    order time has reasons of its own).
 6. ``order_time_not_on_business_date``: the order time, in Asia/Shanghai, is not on the fetch's date.
-7. ``duplicate_record``: another copy of the same ``record_id`` in the same fetch was loaded.
+
+A record that passes all of them but whose ``record_id`` another passing copy of the same fetch shares is
+not quarantined: one copy is loaded and the others are counted as ``duplicates_removed`` (sources.md:
+duplicates are removed once).
 
 Only required fields are type-checked; every other field may be missing, and unknown fields are kept in the
 payload (schema drift loads). Station log lines have their own three reasons (``invalid_json``,

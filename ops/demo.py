@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.dates import LOCAL, run_time_for
+from ingest.settings import dbt_vars
 from ops.localenv import PROJECT_ROOT, airflow, embedded_env, init_airflow
 
 DAG_ID = "xihu_friendly_daily"
@@ -68,11 +69,13 @@ def summary(data_dir: Path, days: list[date]) -> tuple[str, bool]:
     for day in days:
         lines.append(f"== business date {day}")
         rows = con.execute(
-            "select source, fetched, loaded, quarantined from raw.load_audit where business_date = ? "
+            "select source, fetched, loaded, duplicates_removed, quarantined from raw.load_audit "
+            "where business_date = ? "
             "qualify row_number() over (partition by source order by loaded_at desc) = 1 order by source",
             [day]).fetchall()
-        for source, fetched, loaded, quarantined in rows:
-            lines.append(f"   {source:<14} fetched {fetched:>7}  loaded {loaded:>7}  quarantined {quarantined:>5}")
+        for source, fetched, loaded, duplicates, quarantined in rows:
+            lines.append(f"   {source:<14} fetched {fetched:>7}  loaded {loaded:>7}  duplicates {duplicates:>5}  "
+                         f"quarantined {quarantined:>5}")
         gates = con.execute(
             "select stage, bool_and(success), sum(failed_critical), sum(failed_warning) from audit.gate_results "
             "where business_date = ? group by stage order by stage desc", [day]).fetchall()
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         env = embedded_env(args.data_dir, base_url)
         ok = [run_day(env, day) for day in days]
     subprocess.run([str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--profiles-dir", ".",
+                    "--vars", json.dumps(dbt_vars()),
                     "--target-path", str(args.data_dir.resolve() / "dbt_docs"), "--quiet"],
                    cwd=PROJECT_ROOT / "dbt_project", env=env, check=False)
     report, all_published = summary(args.data_dir.resolve(), days)

@@ -4,6 +4,14 @@
 back and opens a read-only SQL shell for analysts.
 """
 
-from publish.publisher import Manifest, publish_version, record_publication, rollback
+from publish.publisher import (
+    Manifest,
+    publish_version,
+    record_intended_publication,
+    record_publication,
+    rollback,
+    version_name,
+)
 
-__all__ = ["Manifest", "publish_version", "record_publication", "rollback"]
+__all__ = ["Manifest", "publish_version", "record_intended_publication", "record_publication", "rollback",
+           "version_name"]

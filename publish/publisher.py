@@ -91,8 +91,9 @@ def _literal(text: str) -> str:
 
 
 def versions(published_root: str | Path) -> list[str]:
-    """Published versions, oldest first. Names start with the publish second; the manifest's
-    microsecond ``published_at`` orders versions published within the same second."""
+    """Published versions, oldest first, by the manifest's microsecond ``published_at``: names start with
+    the second their run started (:func:`version_name`), and runs queued for the writer may publish in
+    another order than they started."""
     root = Path(published_root) / VERSIONS
     if not root.is_dir():
         return []
@@ -228,6 +229,16 @@ def _build(
     return manifest
 
 
+def version_name(started_at: dt.datetime, business_date: dt.date | str, run_id: str) -> str:
+    """The name of the version a run publishes: ``<YYYYMMDD>T<HHMMSS>Z-<business_date>-<sha1(run_id)[:8]>``.
+
+    The DAG decides it when the run starts (``plan``: the run's start time, its as-of date, its run key)
+    so that the ``pipeline_runs`` mart built in that run already names the version it will be published
+    in; :func:`publish_version` names a version this way too when it is given none."""
+    short_run = hashlib.sha1(run_id.encode()).hexdigest()[:8]
+    return f"{started_at.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{business_date}-{short_run}"
+
+
 def publish_version(
     warehouse_path: str | Path,
     published_root: str | Path,
@@ -237,12 +248,18 @@ def publish_version(
     descriptions: dict[str, str] | None = None,
     corrected_dates: list[str] = (),
     before_switch: Callable[[Manifest], None] | None = None,
+    version: str | None = None,
 ) -> Manifest:
     """Publish the marts (every table of schema ``marts`` by default) as a new version, switch
     ``current`` to it and prune old versions (``XIHU_KEEP_VERSIONS``). ``descriptions`` fill
     ``mart_catalog``; without them the warehouse's table comments are used. ``before_switch`` runs once
     the version folder is complete and before ``current`` moves (the pipeline records the publication
-    there); if it raises, the version is deleted and ``current`` stays."""
+    there); if it raises, the version is deleted and ``current`` stays.
+
+    ``version`` is the name decided before the marts were built (:func:`version_name`; the marts may
+    already say it). A folder of that name that the ``.pending`` marker names is what an interrupted
+    attempt of the same run left: it is rebuilt; any other folder of that name is refused. Without
+    ``version`` the name is taken from now, with a suffix when the run already published in that second."""
     published_root = Path(published_root)
     serving = current_version(published_root)
     if serving and str(business_date) < Manifest.read(published_root / VERSIONS / serving).business_date:
@@ -251,12 +268,17 @@ def publish_version(
     (published_root / VERSIONS).mkdir(parents=True, exist_ok=True)
     (published_root / STAGING).mkdir(exist_ok=True)
     now = dt.datetime.now(dt.UTC)
-    short_run = hashlib.sha1(run_id.encode()).hexdigest()[:8]
-    version = f"{now:%Y%m%dT%H%M%SZ}-{business_date}-{short_run}"
-    suffix = 1
-    while (published_root / VERSIONS / version).exists():  # same run published twice in one second
-        suffix += 1
-        version = f"{now:%Y%m%dT%H%M%SZ}-{business_date}-{short_run}-{suffix}"
+    if version is not None and (published_root / VERSIONS / version).exists():
+        marker = published_root / PENDING
+        if not (marker.exists() and marker.read_text(encoding="utf-8").strip() == version):
+            raise ValueError(f"{version} is already published; a new publication needs a new run")
+        _delete_version(published_root, version)  # an interrupted attempt of this same run
+    if version is None:
+        version = base = version_name(now, business_date, run_id)
+        suffix = 1
+        while (published_root / VERSIONS / version).exists():  # same run published twice in one second
+            suffix += 1
+            version = f"{base}-{suffix}"
     meta = {
         "version": version,
         "business_date": str(business_date),
@@ -319,16 +341,30 @@ def recover(published_root: str | Path, is_recorded: Callable[[str], bool]) -> s
     return done
 def record_publication(warehouse_path: str | Path, manifest: Manifest) -> None:
     """One row in ``audit.publications`` (read by the ``pipeline_runs`` mart). The caller holds the
-    writer pool; a retried publish task replaces its run's row."""
+    writer pool; a retried publish task replaces its run's row, and so does the publication itself the
+    row :func:`record_intended_publication` wrote before the marts were built."""
+    _record(warehouse_path, manifest.run_id, manifest.business_date, manifest.version, manifest.published_at)
+
+
+def record_intended_publication(warehouse_path: str | Path, run_id: str, business_date: dt.date | str,
+                                version: str) -> None:
+    """Record, in a run's staged warehouse and before dbt builds the marts, that the run publishes
+    ``version`` of ``business_date``: the ``pipeline_runs`` mart in that version then shows its own run
+    as published. If the run fails, its staged copy is discarded with the row (ingest/warehouse.py keeps
+    only a failed run's gate and partition audits), so the live warehouse never holds an intention."""
+    _record(warehouse_path, run_id, str(business_date), version, dt.datetime.now(dt.UTC).isoformat())
+
+
+def _record(warehouse_path: str | Path, run_id: str, business_date: str, version: str, published_at: str) -> None:
     con = duckdb.connect(str(warehouse_path))
     try:
         con.execute("create schema if not exists audit")
         con.execute("create table if not exists audit.publications (run_id varchar, business_date date, "
                     "version varchar, published_at timestamp, status varchar)")
         con.execute("delete from audit.publications where run_id = ? and business_date = ?",
-                    [manifest.run_id, manifest.business_date])
+                    [run_id, business_date])
         con.execute("insert into audit.publications values (?, ?, ?, ?::timestamptz::timestamp, 'published')",
-                    [manifest.run_id, manifest.business_date, manifest.version, manifest.published_at])
+                    [run_id, business_date, version, published_at])
     finally:
         con.close()
 

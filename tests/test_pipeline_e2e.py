@@ -71,15 +71,22 @@ def test_two_days_are_published(world):
         assert run_day(world["env"], day), f"the DAG failed for {day}"
         manifest = json.loads((world["data"] / "published" / "current" / "manifest.json").read_text())
         assert manifest["business_date"] == day.isoformat()
+        # The version's own pipeline_runs says its run published it, under its name (named at plan).
+        con = duckdb.connect(str(world["data"] / "published" / "current" / "marts.duckdb"), read_only=True)
+        own = con.execute("select publication_status, published_version from pipeline_runs "
+                          "where run_id = ? and business_date = ?", [manifest["run_id"], day]).fetchall()
+        con.close()
+        assert own == [("published", manifest["version"])], (day, own)
     world["results"]["version_day2"] = _current(world["data"])
 
 
 def test_counts_add_up_for_every_load(world):
     con = duckdb.connect(str(world["data"] / "warehouse" / "xihu.duckdb"), read_only=True)
-    rows = con.execute("select source, business_date, fetched, loaded, quarantined from raw.load_audit").fetchall()
+    rows = con.execute("select source, business_date, fetched, loaded, duplicates_removed, quarantined "
+                       "from raw.load_audit").fetchall()
     assert {r[0] for r in rows} >= {"meituan", "eleme", "sf", "shansong", "union_members", "stations"}
-    for source, day, fetched, loaded, quarantined in rows:
-        assert fetched == loaded + quarantined > 0, (source, day)
+    for source, day, fetched, loaded, duplicates, quarantined in rows:
+        assert fetched == loaded + duplicates + quarantined > 0, (source, day)
     con.close()
 
 

@@ -23,6 +23,7 @@ import duckdb
 import pytest
 
 from ingest.pii import PiiHasher
+from ingest.settings import dbt_vars
 
 ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT = ROOT / "dbt_project"
@@ -355,8 +356,14 @@ def create_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(
         "create table if not exists raw.load_audit (source varchar, business_date date, fetch_id varchar, "
-        "fetched bigint, loaded bigint, quarantined bigint, loaded_at timestamptz)"
+        "fetched bigint, loaded bigint, quarantined bigint, loaded_at timestamptz, "
+        "duplicates_removed bigint default 0)"
     )
+
+
+# The loader's audit row without duplicates_removed (0 unless a test says otherwise).
+INSERT_LOAD_AUDIT = ("insert into raw.load_audit (source, business_date, fetch_id, fetched, loaded, quarantined, "
+                     "loaded_at) values (?, ?, ?, ?, ?, ?, ?)")
 
 
 ID_FIELD = {"meituan": "order_id", "eleme": "open_order_code", "sf": "sf_order_id", "shansong": "orderNo"}
@@ -397,7 +404,7 @@ def run_dbt_build(data_dir: Path, business_date: date, *extra: str) -> subproces
     cmd = [
         str(DBT), "build", "--profiles-dir", str(DBT_PROJECT), "--project-dir", str(DBT_PROJECT),
         "--target-path", str(data_dir / "dbt" / "target"), "--log-path", str(data_dir / "dbt" / "logs"),
-        "--vars", json.dumps({"business_date": business_date.isoformat()}),
+        "--vars", json.dumps(dbt_vars(business_date=business_date.isoformat())),
         "--select", *select, "--indirect-selection", "cautious", *extra,
     ]
     result = subprocess.run(cmd, cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=600)

@@ -21,9 +21,11 @@ import duckdb
 import pytest
 
 from expectations.gate import run_gate
+from ingest.settings import dbt_vars
 from tests.dbt.conftest import (
     DBT,
     DBT_PROJECT,
+    INSERT_LOAD_AUDIT,
     REPORTING_DATE,
     Order,
     at,
@@ -113,7 +115,7 @@ def write_raw(warehouse: Path) -> None:
                 )
                 audit.append((platform, day, fetch_id(day), len(records), len(records), 0, loaded_at))
             audit.append(("stations", day, fetch_id(day), len(files[day]), len(files[day]), 0, loaded_at))
-        con.executemany("insert into raw.load_audit values (?, ?, ?, ?, ?, ?, ?)", audit)
+        con.executemany(INSERT_LOAD_AUDIT, audit)
         load_station_files(con, files)
 
 
@@ -127,7 +129,7 @@ def built(tmp_path_factory) -> dict:
     result = subprocess.run(
         [str(DBT), "build", "--profiles-dir", str(DBT_PROJECT), "--project-dir", str(DBT_PROJECT),
          "--target-path", str(data_dir / "dbt" / "target"), "--log-path", str(data_dir / "dbt" / "logs"),
-         "--vars", json.dumps({"business_date": D.isoformat(), "points_opening_days": OPENING_DAYS}),
+         "--vars", json.dumps(dbt_vars(business_date=D.isoformat(), points_opening_days=OPENING_DAYS)),
          "--select", "+pipeline_runs", "+station_usage_daily", "+volunteer_activity_monthly", "streets",
          "--indirect-selection", "cautious"],
         cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=600,

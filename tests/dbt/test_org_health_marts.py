@@ -25,6 +25,7 @@ import pytest
 
 from ingest.load import raw_schema_ddl
 from ingest.pii import PiiHasher
+from ingest.settings import dbt_vars
 
 PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 DBT = Path(sys.executable).parent / "dbt"
@@ -186,7 +187,8 @@ class Scenario:
 def dbt(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "XIHU_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1"}
     return subprocess.run(
-        [str(DBT), *args, "--profiles-dir", ".", "--target-path", str(data_dir / "target"),
+        [str(DBT), *args, "--profiles-dir", ".", "--vars", json.dumps(dbt_vars()),
+         "--target-path", str(data_dir / "target"),
          "--log-path", str(data_dir / "logs")],
         cwd=PROJECT, env=env, capture_output=True, text=True, timeout=900,
     )
@@ -248,16 +250,16 @@ def built(tmp_path_factory):
         insert_records(con, "union_orgs", OCT31, "run_a", [(o["工会编码"], o) for o in ORGS])
         insert_records(con, "union_members", OCT31, "run_a", export_records(EXPORT_OCT31))
         # run_a loaded 1 November with one bad record; run_b re-pulled it (the D-1 re-pull) and replaced it
-        con.executemany("insert into raw.load_audit values (?, ?, ?, ?, ?, ?, ?)", [
-            ("meituan", NOV1, "run_a", 7, 6, 1, LOADED_AT - timedelta(days=1)),
-            ("meituan", NOV1, "run_b", 7, 7, 0, LOADED_AT),
-            ("meituan", NOV2, "run_b", 8, 6, 2, LOADED_AT),
-            ("union_members", NOV2, "run_b", 8, 8, 0, LOADED_AT),
+        # run_b's 2 November: one record quarantined, one further copy of a loaded record removed
+        con.executemany("insert into raw.load_audit values (?, ?, ?, ?, ?, ?, ?, ?)", [
+            ("meituan", NOV1, "run_a", 7, 6, 1, LOADED_AT - timedelta(days=1), 0),
+            ("meituan", NOV1, "run_b", 7, 7, 0, LOADED_AT, 0),
+            ("meituan", NOV2, "run_b", 8, 6, 1, LOADED_AT, 1),
+            ("union_members", NOV2, "run_b", 8, 8, 0, LOADED_AT, 0),
         ])
         con.executemany("insert into raw.quarantine values (?, ?, ?, 'page-00001.json.gz', ?, ?, '{}', ?)", [
             ("meituan", NOV1, "run_a", 3, "bad_coordinates", LOADED_AT),
             ("meituan", NOV2, "run_b", 4, "wrong_type:recipient_lng", LOADED_AT),
-            ("meituan", NOV2, "run_b", 5, "duplicate_record", LOADED_AT),
         ])
 
     build(data_dir)
@@ -387,17 +389,17 @@ def test_service_circle_matches_brute_force(built):
 def test_district_kpis_take_the_latest_load_of_each_partition(built):
     rows = query(built["warehouse"], """
         select business_date, deliveries, meituan_fetched, meituan_loaded, meituan_quarantined,
-               union_members_loaded, eleme_fetched, station_visits, points_earned, suppressed,
-               union_coverage_month, union_coverage_rate
+               meituan_duplicates_removed, union_members_loaded, eleme_fetched, station_visits, points_earned,
+               suppressed, union_coverage_month, union_coverage_rate
         from marts.district_daily_kpis where business_date in ('2026-11-01', '2026-11-02') order by 1""")
     nov1, nov2 = rows
     # 1 Nov: run_b's reload (7/7/0) replaced run_a's (7/6/1); 6 deliveries by 6 riders; rider 1's check-in
     # and points are one rider's, so those cells are suppressed and the row says so
-    assert nov1[:7] == (NOV1, 6, 7, 7, 0, None, None)
-    assert nov1[7:10] == (None, None, True)
-    assert nov2[:7] == (NOV2, 6, 8, 6, 2, 8, None)
+    assert nov1[:8] == (NOV1, 6, 7, 7, 0, 0, None, None)
+    assert nov1[8:11] == (None, None, True)
+    assert nov2[:8] == (NOV2, 6, 8, 6, 1, 1, 8, None)
     # November district coverage: riders 1-6 active, 4 in good standing
-    assert nov2[10:] == (date(2026, 11, 1), pytest.approx(4 / 6))
+    assert nov2[11:] == (date(2026, 11, 1), pytest.approx(4 / 6))
 
 
 def test_pipeline_runs_before_and_after_the_gates(built):
@@ -408,14 +410,16 @@ def test_pipeline_runs_before_and_after_the_gates(built):
     ]
     rows = query(built["warehouse"], """
         select run_id, business_date, meituan_fetched, meituan_loaded, meituan_quarantined,
-               quarantined_wrong_type, quarantined_duplicate_record, quarantined_bad_coordinates,
+               meituan_duplicates_removed, total_duplicates_removed, quarantined_wrong_type,
+               quarantined_other_reason, quarantined_bad_coordinates,
                raw_suites, raw_expectations_evaluated, raw_failed_warning, raw_gate_passed,
                marts_failed_critical, marts_gate_passed, publication_status, published_version
         from marts.pipeline_runs order by run_id, business_date""")
     assert rows == [
-        ("run_a", NOV1, 7, 6, 1, 0, 0, 1, 0, None, None, None, None, None, "not_reached", None),
-        ("run_b", NOV1, 7, 7, 0, 0, 0, 0, 0, None, None, None, None, None, "not_reached", None),
-        ("run_b", NOV2, 8, 6, 2, 1, 1, 0, 2, 14, 1, True, 1, False, "blocked", None),
-        ("run_c", NOV2, None, None, None, 0, 0, 0, 0, None, None, None, None, None, "published",
+        ("run_a", NOV1, 7, 6, 1, 0, 0, 0, 0, 1, 0, None, None, None, None, None, "not_reached", None),
+        ("run_b", NOV1, 7, 7, 0, 0, 0, 0, 0, 0, 0, None, None, None, None, None, "not_reached", None),
+        # the removed copy is counted beside the quarantine, not as a quarantine reason
+        ("run_b", NOV2, 8, 6, 1, 1, 1, 1, 0, 0, 2, 14, 1, True, 1, False, "blocked", None),
+        ("run_c", NOV2, None, None, None, None, 0, 0, 0, 0, 0, None, None, None, None, None, "published",
          "20261103T0300"),
     ]

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from ingest import load as load_module
 from ingest.load import LandingError, LoadCountError, load_many, load_partition, raw_schema_ddl
 from ingest.sources import SOURCES
 
@@ -360,7 +361,7 @@ def test_every_order_reason_on_meituan(tmp_path, con):
     expected = {("page-00001.json.gz", no): why for no, (_, why) in enumerate(crafted, start=1) if why}
     assert reasons(con, "meituan") == expected
     assert result.loaded == sum(1 for _, why in crafted if why is None) == 3
-    assert result.fetched == len(crafted) == result.loaded + result.quarantined
+    assert result.fetched == len(crafted) == result.loaded + result.duplicates_removed + result.quarantined
     assert sum(result.by_reason.values()) == result.quarantined
     assert result.by_reason["missing_id"] == 5
     # The raw text of a quarantined record is the record itself.
@@ -448,15 +449,16 @@ def test_duplicates_across_pages_load_the_last_copy(tmp_path, con):
         tmp_path, "meituan", [[first, meituan(2), meituan(3)], [later, broken_copy, meituan(3)]]
     )
     result = load_partition(con, folder)
-    assert (result.fetched, result.loaded, result.quarantined) == (6, 3, 3)
-    assert result.by_reason == {"duplicate_record": 2, "bad_coordinates": 1}
-    assert reasons(con, "meituan") == {
-        ("page-00001.json.gz", 1): "duplicate_record",
-        ("page-00001.json.gz", 3): "duplicate_record",
-        ("page-00002.json.gz", 2): "bad_coordinates",
-    }
+    # The earlier copies are removed, not quarantined: they break no contract (sources.md).
+    assert (result.fetched, result.loaded, result.duplicates_removed, result.quarantined) == (6, 3, 2, 1)
+    assert result.fetched == result.loaded + result.duplicates_removed + result.quarantined
+    assert result.by_reason == {"bad_coordinates": 1}
+    assert reasons(con, "meituan") == {("page-00002.json.gz", 2): "bad_coordinates"}
     loaded = dict(rows(con, "SELECT record_id, payload ->> 'status' FROM raw.meituan_orders"))
     assert loaded == {"MT00000001": "99", "MT00000002": "50", "MT00000003": "50"}
+    assert rows(con, "SELECT fetched, loaded, duplicates_removed, quarantined FROM raw.load_audit") == [
+        (6, 3, 2, 1)
+    ]
 
 
 def test_station_lines(tmp_path, con):
@@ -474,14 +476,13 @@ def test_station_lines(tmp_path, con):
     folder = write_landing(tmp_path, "stations", [lines])
     result = load_partition(con, folder)
     assert reasons(con, "stations") == {
-        ("page-00001.ndjson.gz", 1): "duplicate_record",
         ("page-00001.ndjson.gz", 2): "invalid_json",
         ("page-00001.ndjson.gz", 3): "missing_event_id",
         ("page-00001.ndjson.gz", 4): "missing_event_id",
         ("page-00001.ndjson.gz", 5): "unparseable_ts",
         ("page-00001.ndjson.gz", 6): "unparseable_ts",
     }
-    assert (result.fetched, result.loaded, result.quarantined) == (9, 3, 6)
+    assert (result.fetched, result.loaded, result.duplicates_removed, result.quarantined) == (9, 3, 1, 5)
     assert rows(con, "SELECT raw_text FROM raw.quarantine WHERE reason = 'invalid_json'") == [(lines[1],)]
     assert rows(con, "SELECT record_no, record_id FROM raw.station_events ORDER BY 1") == [
         (7, "00000000-0000-0000-0000-000000000001"),
@@ -513,9 +514,8 @@ def test_union_rows_are_never_quarantined_for_id_defects(tmp_path, con):
         member("M0001"),  # the same member and union twice
     ]
     result = load_partition(con, write_landing(tmp_path, "union_members", [members]))
-    assert (result.fetched, result.loaded, result.quarantined) == (9, 6, 3)
+    assert (result.fetched, result.loaded, result.duplicates_removed, result.quarantined) == (9, 6, 1, 2)
     assert reasons(con, "union_members") == {
-        ("page-00001.csv.gz", 1): "duplicate_record",
         ("page-00001.csv.gz", 7): "missing_id",
         ("page-00001.csv.gz", 8): "missing_id",
     }
@@ -582,8 +582,8 @@ def test_reloading_a_partition_is_idempotent(tmp_path, con):
     assert (first.verdict, second.verdict) == ("new", "replaced")
     assert replace(first, verdict="replaced") == second
     assert _contents(con) == before
-    assert len(before[0]) == 2 and len(before[1]) == 2
-    assert rows(con, "SELECT count(*) FROM raw.load_audit") == [(1,)]
+    assert len(before[0]) == 2 and len(before[1]) == 1  # the second copy of 2 is removed, not quarantined
+    assert rows(con, "SELECT count(*), sum(duplicates_removed) FROM raw.load_audit") == [(1, 1)]
 
 
 def test_second_fetch_replaces_the_first_and_leaves_other_partitions(tmp_path, con):
@@ -646,6 +646,40 @@ def test_count_mismatch_rolls_back_and_keeps_the_previous_load(tmp_path, con):
     assert _contents(con) == before
     # The connection is usable afterwards (the transaction was closed).
     assert load_partition(con, write_landing(tmp_path, "meituan", [[meituan(4)]], fetch_id="fixed")).loaded == 1
+
+
+def test_counts_must_balance_with_the_duplicates_inside_the_transaction(tmp_path, con, monkeypatch):
+    """fetched = loaded + duplicates_removed + quarantined is checked before commit: a miscount of the
+    duplicates (here: the judge's count, forced off by one) rolls the whole load back."""
+    con.execute(raw_schema_ddl())
+    before = _contents(con)
+    folder = write_landing(tmp_path, "meituan", [[meituan(1), meituan(2)], [meituan(1)]], fetch_id="dups")
+    real_judge = load_module._judge
+
+    def miscounting_judge(*args):
+        verdict, change, old, (loaded, duplicates, quarantined) = real_judge(*args)
+        return verdict, change, old, (loaded, duplicates + 1, quarantined)
+
+    monkeypatch.setattr(load_module, "_judge", miscounting_judge)
+    with pytest.raises(LoadCountError, match=r"fetched 3 != loaded 2 \+ duplicates removed 2 \+ quarantined 0"):
+        load_partition(con, folder)
+    assert _contents(con) == before
+    assert rows(con, "SELECT count(*) FROM raw.load_audit") == [(0,)]
+    monkeypatch.undo()
+    result = load_partition(con, folder)
+    assert (result.fetched, result.loaded, result.duplicates_removed, result.quarantined) == (3, 2, 1, 0)
+
+
+def test_an_existing_load_audit_gains_duplicates_removed(tmp_path, con):
+    """A warehouse created before duplicates were counted: the DDL adds the column, old rows read 0."""
+    con.execute("CREATE SCHEMA raw")
+    con.execute("CREATE TABLE raw.load_audit (source VARCHAR NOT NULL, business_date DATE NOT NULL, "
+                "fetch_id VARCHAR NOT NULL, fetched BIGINT NOT NULL, loaded BIGINT NOT NULL, "
+                "quarantined BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL)")
+    con.execute("INSERT INTO raw.load_audit VALUES ('eleme', ?, 'old', 2, 1, 1, now())", [D])
+    load_partition(con, write_landing(tmp_path, "meituan", [[meituan(1)], [meituan(1)]], fetch_id="new"))
+    assert rows(con, "SELECT fetch_id, fetched, loaded, quarantined, duplicates_removed FROM raw.load_audit "
+                     "ORDER BY fetch_id") == [("new", 2, 1, 0, 1), ("old", 2, 1, 1, 0)]
 
 
 def test_incomplete_or_tampered_landings_are_refused(tmp_path, con):
@@ -740,8 +774,8 @@ def test_district_day_speed(tmp_path, con):
     result = load_partition(con, folder)
     seconds = time.perf_counter() - started
     print(f"\nloaded a 180k-record meituan landing (180 pages) in {seconds:.2f} s: {result}")
-    assert result.fetched == 180_000 == result.loaded + result.quarantined
-    assert result.by_reason == {"bad_coordinates": 180 * 11, "duplicate_record": 1}
+    assert result.fetched == 180_000 == result.loaded + result.duplicates_removed + result.quarantined
+    assert (result.duplicates_removed, result.by_reason) == (1, {"bad_coordinates": 180 * 11})
 
 
 # ------------------------------------------------------------------------ the late-correction band

@@ -36,6 +36,7 @@ from ingest.load import load_many
 from ingest.pii import PiiHasher
 from ingest.sandbox.server import SandboxHandle, start_sandbox
 from ingest.sandbox.world import World
+from ingest.settings import dbt_vars
 from ops.localenv import SANDBOX_CONNECTIONS, TELEMETRY_OFF
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +101,7 @@ def run_dbt(data_dir: Path, command: str, business_date: date, *extra: str) -> s
     """One dbt command (``"build"``, ``"source freshness"``) in a subprocess for ``business_date``;
     returns its output, raises on failure."""
     cmd = [str(DBT), *command.split(), *dbt_paths(data_dir),
-           "--vars", json.dumps({"business_date": business_date.isoformat()}), *extra]
+           "--vars", json.dumps(dbt_vars(business_date=business_date.isoformat())), *extra]
     result = subprocess.run(cmd, cwd=DBT_PROJECT, env=dbt_env(data_dir), capture_output=True, text=True,
                             timeout=900)
     if result.returncode != 0:

@@ -24,6 +24,7 @@ from pathlib import Path
 from dbt.cli.main import dbtRunner
 
 from ingest.load import load_many
+from ingest.settings import dbt_vars
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
@@ -46,7 +47,7 @@ def main(plan_path: str) -> int:
             load_many(str(data_dir / "warehouse" / "xihu.duckdb"), [Path(f) for f in run["folders"]])
         t1 = time.perf_counter()
         result = runner.invoke([
-            "build", *common, "--vars", json.dumps({"business_date": run["business_date"]}),
+            "build", *common, "--vars", json.dumps(dbt_vars(business_date=run["business_date"])),
             "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test",
         ])
         if not result.success:

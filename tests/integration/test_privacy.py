@@ -131,3 +131,55 @@ def test_friendly_effect_groups_stand_on_k_riders(district):
                or o.business_date between u.friendly_since + 7 and u.friendly_since + 34)
         group by u.unit_type"""))
     assert riders and min(riders.values()) >= K
+
+
+def _suppressed_cells(path) -> tuple[int, int]:
+    """(rows flagged suppressed, NULL numeric cells in them) over every mart with a `suppressed` flag."""
+    import duckdb
+
+    rows = cells = 0
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = [t for (t,) in con.execute(
+            "select table_name from information_schema.columns where table_schema = 'marts' "
+            "and column_name = 'suppressed' order by 1").fetchall()]
+        for table in tables:
+            numeric = [c for (c,) in con.execute(
+                "select column_name from information_schema.columns where table_schema = 'marts' "
+                "and table_name = ? and data_type in ('BIGINT', 'INTEGER', 'DOUBLE', 'HUGEINT') "
+                "or (table_schema = 'marts' and table_name = ? and data_type like 'DECIMAL%')",
+                [table, table]).fetchall()]
+            nulls = " + ".join(f'("{c}" is null)::int' for c in numeric) or "0"
+            r, n = con.execute(f'select count(*), coalesce(sum({nulls}), 0) from marts."{table}" '
+                               "where suppressed").fetchone()
+            rows, cells = rows + r, cells + n
+    return rows, cells
+
+
+def test_one_k_reaches_dbt_and_the_gate(district, tmp_path, monkeypatch):
+    """XIHU_K_ANON is set once (ingest.settings.dbt_vars): a build at K=10 gated at K=10 passes the marts
+    gate, with more cells suppressed than at K=5; a K=5 build gated at K=10 (what dbt's var default did
+    to every run with XIHU_K_ANON=10) is blocked by the recount."""
+    import shutil
+
+    from expectations.gate import run_gate
+    from tests.integration.conftest import run_dbt
+
+    day = district.reporting_date
+    monkeypatch.setenv("XIHU_DATA_DIR", str(district.data_dir))
+    at_5 = run_gate("marts", district.path, day, "k5", raise_on_failure=False)
+    assert at_5.success, at_5.summary
+    k5 = _suppressed_cells(district.path)
+
+    data_dir = tmp_path / "k10"
+    (data_dir / "warehouse").mkdir(parents=True)
+    shutil.copy(district.path, data_dir / "warehouse" / "xihu.duckdb")
+    monkeypatch.setenv("XIHU_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("XIHU_K_ANON", "10")
+    blocked = run_gate("marts", data_dir / "warehouse" / "xihu.duckdb", day, "k5-at-10", raise_on_failure=False)
+    assert not blocked.success and "riders" in blocked.summary, blocked.summary
+    run_dbt(data_dir, "build", day, "--full-refresh")
+    at_10 = run_gate("marts", data_dir / "warehouse" / "xihu.duckdb", day, "k10", raise_on_failure=False)
+    assert at_10.success, at_10.summary
+    k10 = _suppressed_cells(data_dir / "warehouse" / "xihu.duckdb")
+    print(f"\nsuppressed rows / NULL cells in them: K=5 {k5}, K=10 {k10}")
+    assert k10[0] > k5[0] and k10[1] > k5[1]

@@ -197,3 +197,33 @@ def test_recover_switches_to_a_recorded_version_and_deletes_an_unrecorded_one(wa
             assert "deleted the unrecorded version" in done
             assert interrupted not in versions(published) and current_version(published) == first
     assert publisher.recover(published, lambda v: True) is None
+
+
+def test_a_version_named_before_the_marts_are_built(warehouse, published):
+    """The DAG names its version at plan and records the intended publication before dbt, so the
+    version's own pipeline_runs says it; the publication takes that name and replaces the row."""
+    import datetime as dt
+
+    from publish import record_intended_publication, record_publication, version_name
+
+    first = publish_version(warehouse, published, "2026-11-28", "run-1").version
+    started = dt.datetime(2026, 11, 29, 1, 30, 5, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    planned = version_name(started, "2026-11-29", "run-2")
+    assert planned == f"20261128T173005Z-2026-11-29-{hashlib.sha1(b'run-2').hexdigest()[:8]}"
+    record_intended_publication(warehouse, "run-2", "2026-11-29", planned)
+    rows = "select run_id, business_date::varchar, version, status from audit.publications order by all"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute(rows).fetchall() == [("run-2", "2026-11-29", planned, "published")]
+    manifest = publish_version(warehouse, published, "2026-11-29", "run-2", version=planned,
+                               before_switch=lambda m: record_publication(warehouse, m))
+    assert manifest.version == planned and current_version(published) == planned
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute(rows).fetchall() == [("run-2", "2026-11-29", planned, "published")]
+    # list and rollback order by publication time, whatever the names say
+    assert versions(published) == [first, planned] and rollback(published) == first
+    # the same name again is refused, unless it is an interrupted attempt (the marker names it)
+    with pytest.raises(ValueError, match="already published"):
+        publish_version(warehouse, published, "2026-11-29", "run-2", version=planned)
+    (published / ".pending").write_text(planned)
+    assert publish_version(warehouse, published, "2026-11-29", "run-2", version=planned).version == planned
+    assert current_version(published) == planned and not (published / ".pending").exists()

@@ -90,7 +90,7 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
         con.executemany(f"insert into raw.{table} values (?, ?, ?, ?, ?, ?, ?)", values)
     con.execute(
         "create table raw.load_audit (source varchar, business_date date, fetch_id varchar, fetched integer,"
-        " loaded integer, quarantined integer, loaded_at timestamp)"
+        " loaded integer, quarantined integer, loaded_at timestamp, duplicates_removed integer)"
     )
     # One quarantined record per load, except where one of ten would exceed the 5% limit.
     audit = []
@@ -98,8 +98,8 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
         for source, (_, rows) in SOURCES.items():
             quarantined = 1 if rows >= 20 else 0
             audit.append((source, d, f"f-{d}", rows + quarantined, rows, quarantined,
-                          dt.datetime.combine(d, dt.time(18))))
-    con.executemany("insert into raw.load_audit values (?, ?, ?, ?, ?, ?, ?)", audit)
+                          dt.datetime.combine(d, dt.time(18)), 0))
+    con.executemany("insert into raw.load_audit values (?, ?, ?, ?, ?, ?, ?, ?)", audit)
     _build_ledger(con)
     _build_drift_measures(con, days)
     _build_marts(con, day)
@@ -316,7 +316,8 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
     per_source = ", ".join(
         f"any_value(fetched) filter (where source = '{s}') as {s}_fetched, "
         f"any_value(loaded) filter (where source = '{s}') as {s}_loaded, "
-        f"any_value(quarantined) filter (where source = '{s}') as {s}_quarantined"
+        f"any_value(quarantined) filter (where source = '{s}') as {s}_quarantined, "
+        f"any_value(duplicates_removed) filter (where source = '{s}') as {s}_duplicates_removed"
         for s in SOURCES
     )
     con.execute(f"create temporary table load_pivot as select business_date, {per_source}"
@@ -336,10 +337,10 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
         {"day": day},
     )
     reasons = ["missing_id", "wrong_type", "bad_coordinates", "missing_order_time", "unparseable_order_time",
-               "order_time_not_on_business_date", "duplicate_record", "invalid_json", "missing_event_id",
+               "order_time_not_on_business_date", "invalid_json", "missing_event_id",
                "unparseable_ts", "other_reason"]
     totals = {kind: " + ".join(f"{s}_{kind}" for s in SOURCES)
-              for kind in ("fetched", "loaded", "quarantined")}
+              for kind in ("fetched", "loaded", "quarantined", "duplicates_removed")}
     gates = ", ".join(
         f"7 as {stage}_suites, 40 as {stage}_expectations_evaluated, 0 as {stage}_failed_critical,"
         f" 0 as {stage}_failed_warning, true as {stage}_gate_passed" for stage in ("raw", "marts"))
@@ -354,6 +355,7 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                business_date, * exclude (business_date),
                {totals["fetched"]} as total_fetched, {totals["loaded"]} as total_loaded,
                {totals["quarantined"]} as total_quarantined,
+               {totals["duplicates_removed"]} as total_duplicates_removed,
                {", ".join(f"{totals['quarantined'] if r == 'missing_id' else 0} as quarantined_{r}"
                           for r in reasons)},
                {drift}, 0 as drift_flags, null::varchar as flag_reasons,

@@ -83,7 +83,8 @@ CRITICAL_RULES = [
      f"update raw.load_audit set quarantined = 10, fetched = loaded + 10 where source = 'meituan' and {_D}"),
     ("raw", "every source loaded for the business date",
      f"delete from raw.load_audit where source = 'stations' and {_D}"),
-    ("raw", "fetched = loaded + quarantined", f"update raw.load_audit set fetched = 999 where {_D}"),
+    ("raw", "fetched = loaded + duplicates_removed + quarantined",
+     f"update raw.load_audit set fetched = 999 where {_D}"),
     ("raw", "event type is a known type",
      f"update raw.station_events set payload = json_merge_patch(payload, '{{\"type\": \"teleport\"}}')"
      f" where {_D} and record_no = 0"),
@@ -270,7 +271,7 @@ MART_RULES = [
      f"update marts.district_daily_kpis set median_last100_min_non_friendly = 130 where {_D}"),
     ("marts", "district_daily_kpis: district counts never negative",
      f"update marts.district_daily_kpis set implausible_last100 = -1 where {_D}"),
-    ("marts", "district_daily_kpis: fetched = loaded + quarantined for every source",
+    ("marts", "district_daily_kpis: fetched = loaded + duplicates_removed + quarantined for every source",
      f"update marts.district_daily_kpis set sf_fetched = sf_fetched + 5 where {_D}"),
     ("marts", "district_daily_kpis: district deliveries at least the units' published deliveries",
      f"update marts.district_daily_kpis set deliveries = 10 where {_D}"),
@@ -290,7 +291,7 @@ MART_RULES = [
     ("marts", "pipeline_runs: run id present", f"update marts.pipeline_runs set run_id = null where {_D}"),
     ("marts", "pipeline_runs: publication status is known",
      f"update marts.pipeline_runs set publication_status = 'maybe' where {_D}"),
-    ("marts", "pipeline_runs: run totals: fetched = loaded + quarantined",
+    ("marts", "pipeline_runs: run totals: fetched = loaded + duplicates_removed + quarantined",
      f"update marts.pipeline_runs set total_fetched = total_fetched + 1 where {_D}"),
 ]
 
@@ -320,6 +321,19 @@ def test_summary_names_the_failing_rows(warehouse):
     summary = run_gate("raw", warehouse, DAY, RUN, raise_on_failure=False).summary
     assert "quarantine rate under 5% for every source" in summary and "source=eleme" in summary
     assert "1 of 20 rows unexpected, e.g. status=99 order_id=20261128-0007" in summary
+
+
+def test_removed_duplicates_are_not_quarantine(warehouse):
+    """A day the platform sent twice over (sources.md: duplicates are removed once) breaks no contract:
+    the quarantine rate is of quarantined records only, and the counts balance with the removed copies."""
+    _sql(warehouse, "update raw.load_audit set duplicates_removed = loaded, fetched = 2 * loaded + quarantined"
+                    f" where source = 'meituan' and {_D}")
+    result = run_gate("raw", warehouse, DAY, RUN, raise_on_failure=False)
+    assert result.success, result.summary
+    # Counting them as quarantine would not balance: fetched = loaded + quarantined fails.
+    _sql(warehouse, f"update raw.load_audit set duplicates_removed = 0 where source = 'meituan' and {_D}")
+    summary = run_gate("raw", warehouse, DAY, RUN, raise_on_failure=False).summary
+    assert "fetched = loaded + duplicates_removed + quarantined" in summary and "source=meituan" in summary
 
 
 def test_a_warning_is_recorded_but_does_not_block(warehouse):

@@ -63,7 +63,8 @@ latest_loads as (
         business_date,
         fetched,
         loaded,
-        quarantined
+        quarantined,
+        duplicates_removed
     from {{ source('raw', 'load_audit') }}
     qualify row_number() over (partition by source, business_date order by loaded_at desc, fetch_id desc) = 1
 
@@ -76,6 +77,8 @@ load_days as (
             cast(sum(fetched) filter (where source = '{{ src }}') as bigint) as {{ src }}_fetched,
             cast(sum(loaded) filter (where source = '{{ src }}') as bigint) as {{ src }}_loaded,
             cast(sum(quarantined) filter (where source = '{{ src }}') as bigint) as {{ src }}_quarantined,
+            cast(sum(duplicates_removed) filter (where source = '{{ src }}') as bigint)
+                as {{ src }}_duplicates_removed,
         {% endfor %}
         business_date
     from latest_loads
@@ -139,6 +142,7 @@ final as (
             load_days.{{ src }}_fetched,
             load_days.{{ src }}_loaded,
             load_days.{{ src }}_quarantined,
+            load_days.{{ src }}_duplicates_removed,
         {% endfor %}
         coalesce(delivery_days.implausible_last100, 0) as implausible_last100
     from dates
