@@ -345,7 +345,8 @@ DISTRICT_DAILY_KPIS = MartFrame(
         ("minutes_min", "least(median_last100_min_friendly, median_last100_min_non_friendly)"),
         ("minutes_max", "greatest(median_last100_min_friendly, median_last100_min_non_friendly)"),
         ("count_min",
-         "least(deliveries, station_visits, points_earned, points_redeemed, implausible_last100, "
+         "least(deliveries, station_visits, points_earned, points_redeemed, unit_deliveries_no_gate_time, "
+                      "unit_deliveries_last100_out_of_range, "
                       + ", ".join(f"{s}_fetched, {s}_loaded, {s}_quarantined, {s}_duplicates_removed"
                                   for s in _SOURCES) + ")"),
         ("loads_balance", _all([f"{s}_fetched = {s}_loaded + {s}_duplicates_removed + {s}_quarantined"

@@ -9,8 +9,10 @@
     (to_timestamp(try_cast({{ expr }} as double)) at time zone 'Asia/Shanghai')
 {%- endmacro %}
 
+{#- Epoch milliseconds (eleme): kept to the millisecond. ms x 1000 is exact in a double (< 2^53), so the
+    microseconds since the epoch are an integer and no float division can move the instant. -#}
 {% macro epoch_ms_to_local(expr) -%}
-    (to_timestamp(try_cast({{ expr }} as double) / 1000.0) at time zone 'Asia/Shanghai')
+    (make_timestamptz(cast(round(try_cast({{ expr }} as double) * 1000) as bigint)) at time zone 'Asia/Shanghai')
 {%- endmacro %}
 
 {#- ISO-8601 with an explicit offset ("+08:00"): the offset fixes the instant, then convert. -#}
@@ -23,9 +25,12 @@
     try_strptime(nullif({{ expr }}, ''), '%Y-%m-%d %H:%M:%S')
 {%- endmacro %}
 
-{#- Minutes between two local timestamps, fractional. -#}
+{#- Minutes between two local timestamps, fractional and exact to the microsecond: a source sending
+    milliseconds (eleme) keeps them (12:00:00.250 -> 12:03:00.750 is 3.0083333 min), sources sending
+    seconds give the same value as a count of seconds. (date_diff('second') would count second boundaries
+    crossed, off by up to a second for sub-second times.) -#}
 {% macro minutes_between(start_ts, end_ts) -%}
-    (date_diff('second', {{ start_ts }}, {{ end_ts }}) / 60.0)
+    ((epoch_us({{ end_ts }}) - epoch_us({{ start_ts }})) / 60000000.0)
 {%- endmacro %}
 
 {#- Earliest time of a status in a milestone log (a list of structs, any order, duplicates possible):

@@ -106,7 +106,9 @@ def test_unit_access_daily_suppresses_small_unit(built):
 # ------------------------------------------------------------------------------ friendly_effect
 def test_friendly_effect_difference_in_differences(built):
     units = seed_units().values()
-    adopted = [u for u in units if u.friendly_since and u.friendly_since + timedelta(days=34) <= R]
+    # The reporting window: the after window [a+7, a+34] ended within the 365 days up to R.
+    adopted = [u for u in units if u.friendly_since
+               and R - timedelta(days=365) < u.friendly_since + timedelta(days=34) <= R]
     rows = {
         r[0]: r for r in built.query(
             "select unit_type, units_adopted, units_measured, after_window_deliveries, naive_saving_min, "
@@ -120,7 +122,9 @@ def test_friendly_effect_difference_in_differences(built):
         expected_adopted = sum(1 for u in adopted if group == "all" or u.unit_type == group)
         assert n_adopted == expected_adopted
         assert n_measured == 1  # only the scenario's adopted unit has >= 20 deliveries per window
-        assert after == 20  # the 150-minute delivery is implausible, the day-3 one in the transition week
+        # The 150-minute delivery is a delivery (counted, left out of the means); the day-3 one is in the
+        # transition week.
+        assert after == 21
         assert naive == pytest.approx(4.0)  # -(6 - 10)
         assert did == pytest.approx(3.0)  # (8 - 9) - (6 - 10)
         assert ci_low is None  # one unit: no standard deviation

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
+from scipy.stats import t as student_t
 
 from ingest.sandbox.world import PLATFORMS, World
 
@@ -24,21 +25,25 @@ TOLERANCE_MIN = 0.5
 
 
 def _true_unit_deliveries(district) -> pd.DataFrame:
-    """Timed deliveries (indicators.md: delivered, 0 < last100 <= 120) with their true unit, as generated."""
+    """Deliveries (indicators.md: final status delivered) with their true unit, as generated, and whether
+    their last-100 value is plausible (0 < x <= 120; a missing gate time is not)."""
     world = World(district.seed, district.scale)
     frames = []
     for day in district.dates:
         for platform in PLATFORMS:
             c = world.order_columns(platform, day, corrected=True)
             last100 = (c["t_delivered"] - c["t_gate"]) / 60.0
-            keep = (c["status"] == "delivered") & (c["unit_idx"] >= 0) & (last100 > 0) & (last100 <= 120)
+            keep = (c["status"] == "delivered") & (c["unit_idx"] >= 0)
             frames.append(pd.DataFrame({"unit_idx": c["unit_idx"][keep], "minutes": last100[keep],
+                                        "plausible": (last100[keep] > 0) & (last100[keep] <= 120),
                                         "day": day.toordinal()}))
     return pd.concat(frames, ignore_index=True)
 
 
 def _did_from_truth(district) -> pd.DataFrame:
-    """friendly_effect's per-type DiD and naive savings, computed the way indicators.md defines them."""
+    """friendly_effect's per-type DiD and naive savings, computed the way indicators.md defines them:
+    adoptions whose after window ended within the 365 days up to the reporting date, >= 20 deliveries in
+    each window, means over the plausible values only; per type the mean effect, its sample sd and n."""
     units = pd.DataFrame(World(district.seed, district.scale).registries()["units"])
     units["adopted"] = [date.fromisoformat(s).toordinal() if s else None for s in units["friendly_since"]]
     never = date.max.toordinal()
@@ -49,21 +54,21 @@ def _did_from_truth(district) -> pd.DataFrame:
     rows = []
     for idx, unit in units[units["adopted"].notna()].iterrows():
         a = int(unit["adopted"])
-        if a + 34 > reporting:
+        if not reporting - 365 < a + 34 <= reporting:
             continue
         own = d[d["unit_idx"] == idx]
-        before = own[(own["day"] >= a - 28) & (own["day"] <= a - 1)]["minutes"]
-        after = own[(own["day"] >= a + 7) & (own["day"] <= a + 34)]["minutes"]
+        before = own[(own["day"] >= a - 28) & (own["day"] <= a - 1)]
+        after = own[(own["day"] >= a + 7) & (own["day"] <= a + 34)]
         if len(before) < 20 or len(after) < 20:
             continue
-        control = d[(d["unit_type"] == unit["unit_type"]) & (d["friendly_from"] > a + 34)]
+        control = d[(d["unit_type"] == unit["unit_type"]) & (d["friendly_from"] > a + 34) & d["plausible"]]
         c_before = control[(control["day"] >= a - 28) & (control["day"] <= a - 1)]["minutes"]
         c_after = control[(control["day"] >= a + 7) & (control["day"] <= a + 34)]["minutes"]
-        change = after.mean() - before.mean()
+        change = after[after["plausible"]]["minutes"].mean() - before[before["plausible"]]["minutes"].mean()
         rows.append({"unit_type": unit["unit_type"], "naive": -change,
                      "did": (c_after.mean() - c_before.mean()) - change})
     return pd.DataFrame(rows).groupby("unit_type").agg(units=("did", "size"), did=("did", "mean"),
-                                                      naive=("naive", "mean"))
+                                                      naive=("naive", "mean"), sd=("did", "std"))
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +98,10 @@ def test_did_is_exact_against_the_generator(district, effect):
         assert mart["units_measured"] == row["units"], unit_type
         assert mart["did_saving_min"] == pytest.approx(row["did"], abs=1e-9), unit_type
         assert mart["naive_saving_min"] == pytest.approx(row["naive"], abs=1e-9), unit_type
+        # 95% interval: Student's t with n - 1 degrees of freedom (scipy as the reference here).
+        half = student_t.ppf(0.975, row["units"] - 1) * row["sd"] / row["units"] ** 0.5
+        assert mart["did_saving_ci_high_min"] - mart["did_saving_min"] == pytest.approx(half, abs=1e-5), unit_type
+        assert mart["did_saving_min"] - mart["did_saving_ci_low_min"] == pytest.approx(half, abs=1e-5), unit_type
 
 
 def test_did_recovers_the_true_saving_and_naive_is_biased_by_the_trend(district, effect):

@@ -3,8 +3,8 @@
 indicators.md promises that an analyst can recompute any published number from the staging tables with
 plain SQL. The SQL below is written from the definitions, not copied from the models: unit matching
 (crosswalk AOI first, else the nearest unit whose radius holds the point, by haversine) and the
-last-100-metres rule (delivered, 0 < minutes <= 120) are redone here, on a date in the middle of the
-district fixture.
+last-100-metres rule (delivered, 0 < minutes <= 120, to the millisecond) are redone here, on a date in the
+middle of the district fixture.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ day_orders as (
            coalesce(a.unit_id, r.unit_id) as unit_id,
            coalesce(u.friendly_since <= o.business_date, false) as to_friendly,
            o.status = 'delivered' as delivered,
-           date_diff('second', o.gate_at, o.delivered_at) / 60.0 as minutes,
-           o.status = 'delivered' and date_diff('second', o.gate_at, o.delivered_at) / 60.0 > 0
-               and date_diff('second', o.gate_at, o.delivered_at) / 60.0 <= 120 as timed
+           (epoch_ms(o.delivered_at) - epoch_ms(o.gate_at)) / 60000.0 as minutes,
+           o.status = 'delivered' and (epoch_ms(o.delivered_at) - epoch_ms(o.gate_at)) / 60000.0 > 0
+               and (epoch_ms(o.delivered_at) - epoch_ms(o.gate_at)) / 60000.0 <= 120 as timed
     from orders o
     left join by_aoi a on a.platform = o.platform and a.order_id = o.order_id
     left join by_radius r on r.platform = o.platform and r.order_id = o.order_id
@@ -154,3 +154,72 @@ def test_unit_access_daily_totals_match_the_matched_deliveries(district):
     for r in hand:
         assert published[r["unit_id"]] in (None, r["deliveries"]), r["unit_id"]
     assert sum(v for v in published.values() if v is not None) > 0.5 * sum(r["deliveries"] for r in hand)
+
+
+# eleme's times straight from the raw payload, as integer epoch milliseconds (sources.md): the delivered
+# push of status_log minus gate_arrive_time, for the latest load of each record.
+ELEME_RAW_MS = """,
+eleme_raw as (
+    select record_id as order_id,
+           list_min(list_transform(list_filter(
+               try_cast(json_extract(payload, '$.status_log') as struct(order_status integer, push_time bigint)[]),
+               lambda e: e.order_status = 3), lambda e: e.push_time))
+           - try_cast(json_extract(payload, '$.gate_arrive_time') as bigint) as last100_ms
+    from raw.eleme_orders where business_date = $d
+    qualify row_number() over (partition by record_id order by loaded_at desc, fetch_id desc, record_no desc) = 1
+),
+exact as (
+    select d.*,
+           case when d.platform = 'eleme' then e.last100_ms / 60000.0 else d.minutes end as ms_minutes
+    from day_orders d left join eleme_raw e on d.platform = 'eleme' and e.order_id = d.order_id
+)
+"""
+
+
+def test_unit_medians_keep_elemes_milliseconds(district):
+    """Every unit's published median and p90 equal a recount whose eleme minutes are the raw payload's
+    integer milliseconds / 60,000 (other platforms: staging's seconds).
+
+    The sandbox world keeps its times in whole seconds (world.py's int64 offsets), so its eleme
+    milliseconds end in 000 and this cannot tell milliseconds from seconds: it guards the recount's
+    equality on a real district day. The sub-second case is the dbt unit tests'
+    (int_orders_matched_last100_exact_to_the_millisecond, stg_eleme__orders_keeps_milliseconds).
+    """
+    hand_rows = district.rows(DAY_ORDERS.replace("$d", f"date '{TEST_DATE}'")
+                              + ELEME_RAW_MS.replace("$d", f"date '{TEST_DATE}'") + """
+        select unit_id,
+               count(*) filter (where timed and platform = 'eleme') as eleme_timed,
+               median(ms_minutes) filter (where delivered and ms_minutes > 0 and ms_minutes <= 120) as median_ms,
+               quantile_cont(ms_minutes, 0.9) filter (where delivered and ms_minutes > 0 and ms_minutes <= 120)
+                   as p90_ms
+        from exact
+        where unit_id is not null
+        group by unit_id""")
+    hand = {r["unit_id"]: r for r in hand_rows}
+    mart = {r["unit_id"]: r for r in district.rows(
+        "select unit_id, median_last100_min, p90_last100_min from marts.unit_access_daily"
+        " where business_date = ? and median_last100_min is not null", [TEST_DATE])}
+    assert len([u for u in mart if hand[u]["eleme_timed"] > 0]) > 20
+    for unit_id, row in mart.items():
+        assert row["median_last100_min"] == pytest.approx(hand[unit_id]["median_ms"], abs=1e-9), unit_id
+        assert row["p90_last100_min"] == pytest.approx(hand[unit_id]["p90_ms"], abs=1e-9), unit_id
+
+
+def test_data_health_counts_unit_deliveries_only(district, kpis):
+    """No gate time / out-of-range last-100 values are counted over deliveries to units only; deliveries
+    outside every unit (no gate time by nature) are not."""
+    hand = by_hand(district, """
+        select count(*) filter (where delivered and unit_id is not null and gate_at is null) as no_gate,
+               count(*) filter (where delivered and unit_id is not null and gate_at is not null and not timed)
+                   as out_of_range,
+               count(*) filter (where delivered and unit_id is null and not coalesce(timed, false))
+                   as outside_units,
+               count(*) filter (where delivered and not coalesce(timed, false)) as old_rule
+        from day_orders""")
+    print(f"{TEST_DATE}: unit deliveries with no gate time {hand['no_gate']}, out of range"
+          f" {hand['out_of_range']}, untimed deliveries outside any unit {hand['outside_units']},"
+          f" the old implausible_last100 {hand['old_rule']}")
+    assert hand["no_gate"] > 0 and hand["out_of_range"] > 0 and hand["outside_units"] > 0
+    assert kpis["unit_deliveries_no_gate_time"] == hand["no_gate"]
+    assert kpis["unit_deliveries_last100_out_of_range"] == hand["out_of_range"]
+    assert hand["old_rule"] == hand["no_gate"] + hand["out_of_range"] + hand["outside_units"]

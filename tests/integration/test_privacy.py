@@ -118,7 +118,8 @@ def test_station_usage_daily_visits_recounted(district):
 
 
 def test_friendly_effect_groups_stand_on_k_riders(district):
-    """Each published estimate stands on the riders of its measured units' window deliveries."""
+    """Each published estimate stands on the riders of its measured units' window deliveries (final status
+    delivered, whatever their last-100 value)."""
     for unit_type, did, suppressed in district.query(
         "select unit_type, did_saving_min, suppressed from marts.friendly_effect where units_measured > 0"
     ):
@@ -126,7 +127,7 @@ def test_friendly_effect_groups_stand_on_k_riders(district):
     riders = dict(district.query("""
         select u.unit_type, count(distinct o.rider_key)
         from intermediate.int_orders_matched o join seeds.units u using (unit_id)
-        where o.last100_plausible and u.friendly_since between date '2026-08-01' and date '2026-08-14'
+        where o.is_delivered and u.friendly_since between date '2026-08-01' and date '2026-08-14'
           and (o.business_date between u.friendly_since - 28 and u.friendly_since - 1
                or o.business_date between u.friendly_since + 7 and u.friendly_since + 34)
         group by u.unit_type"""))

@@ -331,7 +331,8 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when business_date = $day then 27.0::double end as rider_hours_saved_per_month,
                date_trunc('month', business_date)::date as union_coverage_month,
                0.6::double as union_coverage_rate,
-               3 as implausible_last100, * exclude (business_date)
+               2 as unit_deliveries_no_gate_time, 1 as unit_deliveries_last100_out_of_range,
+               * exclude (business_date)
         from load_pivot
         """,
         {"day": day},

@@ -270,7 +270,7 @@ MART_RULES = [
     ("marts", "district_daily_kpis: district last-100-metre medians at most 120",
      f"update marts.district_daily_kpis set median_last100_min_non_friendly = 130 where {_D}"),
     ("marts", "district_daily_kpis: district counts never negative",
-     f"update marts.district_daily_kpis set implausible_last100 = -1 where {_D}"),
+     f"update marts.district_daily_kpis set unit_deliveries_last100_out_of_range = -1 where {_D}"),
     ("marts", "district_daily_kpis: fetched = loaded + duplicates_removed + quarantined for every source",
      f"update marts.district_daily_kpis set sf_fetched = sf_fetched + 5 where {_D}"),
     ("marts", "district_daily_kpis: district deliveries at least the units' published deliveries",

@@ -1,6 +1,8 @@
 -- Difference-in-differences of last-100-metre minutes around each friendly-unit adoption
 -- (indicators.md, friendly_effect). Windows, in days from the adoption date a:
 -- before [a-28, a-1], after [a+7, a+34] (the first week is a transition and is skipped).
+-- Deliveries (final status delivered) are counted whatever their last-100 value; means use the plausible
+-- values only (0 < x <= 120).
 
 with
 
@@ -20,15 +22,16 @@ units as (
 
 ),
 
-timed_deliveries as (
+unit_deliveries as (
 
     select
         unit_id,
         business_date,
         rider_key,
-        last100_min
+        last100_min,
+        last100_plausible
     from {{ ref('int_orders_matched') }}
-    where last100_plausible
+    where is_delivered and unit_id is not null
 
 ),
 
@@ -39,16 +42,19 @@ cohort_days as (
     select
         units.unit_type,
         units.friendly_since,
-        timed_deliveries.business_date,
-        sum(timed_deliveries.last100_min) as minutes,
-        count(*) as deliveries
-    from timed_deliveries
-    inner join units on timed_deliveries.unit_id = units.unit_id
-    group by units.unit_type, units.friendly_since, timed_deliveries.business_date
+        unit_deliveries.business_date,
+        sum(unit_deliveries.last100_min) as minutes,
+        count(*) as timed_deliveries
+    from unit_deliveries
+    inner join units on unit_deliveries.unit_id = units.unit_id
+    where unit_deliveries.last100_plausible
+    group by units.unit_type, units.friendly_since, unit_deliveries.business_date
 
 ),
 
--- Adoptions in the reporting window: the whole after window lies on or before the reporting date.
+-- Adoptions in the reporting window: the after window [a+7, a+34] ended within the
+-- var('friendly_effect_window_days') days up to and including the reporting date (its whole after
+-- window lies on or before the reporting date, and it ended after reporting_date - window days).
 adoptions as (
 
     select
@@ -57,7 +63,10 @@ adoptions as (
         units.friendly_since as adopted_on
     from units
     cross join reporting
-    where units.friendly_since + 34 <= reporting.reporting_date
+    where
+        units.friendly_since + 34 <= reporting.reporting_date
+        and units.friendly_since + 34
+        > reporting.reporting_date - {{ var('friendly_effect_window_days') | int }}
 
 ),
 
@@ -67,25 +76,25 @@ adopted_windows as (
         adoptions.unit_id,
         adoptions.unit_type,
         adoptions.adopted_on,
-        avg(timed_deliveries.last100_min) filter (
-            where timed_deliveries.business_date < adoptions.adopted_on
+        avg(unit_deliveries.last100_min) filter (
+            where unit_deliveries.business_date < adoptions.adopted_on and unit_deliveries.last100_plausible
         ) as before_mean_min,
-        count(timed_deliveries.last100_min) filter (
-            where timed_deliveries.business_date < adoptions.adopted_on
+        count(unit_deliveries.business_date) filter (
+            where unit_deliveries.business_date < adoptions.adopted_on
         ) as before_deliveries,
-        avg(timed_deliveries.last100_min) filter (
-            where timed_deliveries.business_date >= adoptions.adopted_on + 7
+        avg(unit_deliveries.last100_min) filter (
+            where unit_deliveries.business_date >= adoptions.adopted_on + 7 and unit_deliveries.last100_plausible
         ) as after_mean_min,
-        count(timed_deliveries.last100_min) filter (
-            where timed_deliveries.business_date >= adoptions.adopted_on + 7
+        count(unit_deliveries.business_date) filter (
+            where unit_deliveries.business_date >= adoptions.adopted_on + 7
         ) as after_deliveries
     from adoptions
-    left join timed_deliveries
+    left join unit_deliveries
         on
-            adoptions.unit_id = timed_deliveries.unit_id
+            adoptions.unit_id = unit_deliveries.unit_id
             and (
-                timed_deliveries.business_date between adoptions.adopted_on - 28 and adoptions.adopted_on - 1
-                or timed_deliveries.business_date between adoptions.adopted_on + 7 and adoptions.adopted_on + 34
+                unit_deliveries.business_date between adoptions.adopted_on - 28 and adoptions.adopted_on - 1
+                or unit_deliveries.business_date between adoptions.adopted_on + 7 and adoptions.adopted_on + 34
             )
     group by adoptions.unit_id, adoptions.unit_type, adoptions.adopted_on
 
@@ -97,10 +106,10 @@ control_windows as (
     select
         adoptions.unit_id,
         sum(cohort_days.minutes) filter (where cohort_days.business_date < adoptions.adopted_on)
-        / sum(cohort_days.deliveries) filter (where cohort_days.business_date < adoptions.adopted_on)
+        / sum(cohort_days.timed_deliveries) filter (where cohort_days.business_date < adoptions.adopted_on)
             as control_before_mean_min,
         sum(cohort_days.minutes) filter (where cohort_days.business_date >= adoptions.adopted_on + 7)
-        / sum(cohort_days.deliveries) filter (where cohort_days.business_date >= adoptions.adopted_on + 7)
+        / sum(cohort_days.timed_deliveries) filter (where cohort_days.business_date >= adoptions.adopted_on + 7)
             as control_after_mean_min
     from adoptions
     inner join cohort_days
@@ -128,6 +137,8 @@ unit_effects as (
         - (adopted_windows.after_mean_min - adopted_windows.before_mean_min) as did_saving_min,
         adopted_windows.before_deliveries >= 20
         and adopted_windows.after_deliveries >= 20
+        and adopted_windows.before_mean_min is not null
+        and adopted_windows.after_mean_min is not null
         and control_windows.control_before_mean_min is not null
         and control_windows.control_after_mean_min is not null as is_measured
     from adopted_windows
@@ -155,15 +166,15 @@ group_riders as (
 
     select
         unit_effects_by_group.unit_group,
-        count(distinct timed_deliveries.rider_key) as riders
+        count(distinct unit_deliveries.rider_key) as riders
     from unit_effects_by_group
-    inner join timed_deliveries
+    inner join unit_deliveries
         on
-            unit_effects_by_group.unit_id = timed_deliveries.unit_id
+            unit_effects_by_group.unit_id = unit_deliveries.unit_id
             and (
-                timed_deliveries.business_date
+                unit_deliveries.business_date
                 between unit_effects_by_group.adopted_on - 28 and unit_effects_by_group.adopted_on - 1
-                or timed_deliveries.business_date
+                or unit_deliveries.business_date
                 between unit_effects_by_group.adopted_on + 7 and unit_effects_by_group.adopted_on + 34
             )
     where unit_effects_by_group.is_measured
@@ -220,10 +231,13 @@ estimates as (
         coalesce(groups.units_adopted, 0) as units_adopted,
         coalesce(groups.units_measured, 0) as units_measured,
         coalesce(groups.after_window_deliveries, 0) as after_window_deliveries,
+        -- 95% interval: Student's t with n - 1 degrees of freedom (macro t_975); none from one unit.
         groups.did_saving_min
-        - 1.96 * groups.did_saving_sd / sqrt(groups.units_measured) as did_saving_ci_low_min,
+        - {{ t_975('groups.units_measured - 1') }} * groups.did_saving_sd / sqrt(groups.units_measured)
+            as did_saving_ci_low_min,
         groups.did_saving_min
-        + 1.96 * groups.did_saving_sd / sqrt(groups.units_measured) as did_saving_ci_high_min,
+        + {{ t_975('groups.units_measured - 1') }} * groups.did_saving_sd / sqrt(groups.units_measured)
+            as did_saving_ci_high_min,
         coalesce(recent_deliveries.deliveries_last_30_days, 0) as deliveries_last_30_days,
         groups.did_saving_min * coalesce(recent_deliveries.deliveries_last_30_days, 0) / 60.0
             as rider_hours_saved_per_month,

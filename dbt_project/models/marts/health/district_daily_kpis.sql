@@ -10,6 +10,7 @@ orders as (
         orders.is_delivered,
         orders.last100_min,
         orders.last100_plausible,
+        orders.gate_at is not null as has_gate_time,
         orders.unit_id is not null as is_matched,
         coalesce(units.friendly_since <= orders.business_date, false) as to_friendly_unit
     from {{ ref('int_orders_matched') }} as orders
@@ -32,8 +33,12 @@ delivery_days as (
         count(distinct rider_key) filter (
             where last100_plausible and is_matched and not to_friendly_unit
         ) as timed_riders_non_friendly,
-        -- data health: delivered orders whose last-100-metres time is missing or outside (0, 120] minutes
-        count(*) filter (where is_delivered and not last100_plausible) as implausible_last100
+        -- data health, deliveries to units only (a gate time exists only there: a delivery outside any
+        -- unit has none by nature): no gate time, or a last-100 value missing or outside (0, 120] minutes
+        count(*) filter (where is_delivered and is_matched and not has_gate_time) as unit_deliveries_no_gate_time,
+        count(*) filter (
+            where is_delivered and is_matched and has_gate_time and not last100_plausible
+        ) as unit_deliveries_last100_out_of_range
     from orders
     group by business_date
 
@@ -144,7 +149,8 @@ final as (
             load_days.{{ src }}_quarantined,
             load_days.{{ src }}_duplicates_removed,
         {% endfor %}
-        coalesce(delivery_days.implausible_last100, 0) as implausible_last100
+        coalesce(delivery_days.unit_deliveries_no_gate_time, 0) as unit_deliveries_no_gate_time,
+        coalesce(delivery_days.unit_deliveries_last100_out_of_range, 0) as unit_deliveries_last100_out_of_range
     from dates
     left join delivery_days on dates.business_date = delivery_days.business_date
     left join station_days on dates.business_date = station_days.business_date
