@@ -37,6 +37,7 @@ from cosmos import DbtTaskGroup
 
 from ingest.settings import dbt_vars
 from ops.dag_config import (
+    DBT_CHILD_ENV,
     DBT_OPERATOR_ARGS,
     DEFAULT_ARGS,
     EXECUTION_CONFIG,
@@ -212,7 +213,7 @@ def xihu_friendly_daily():
         operator_args={
             **DBT_OPERATOR_ARGS,
             # ops/dbt_child.py writes the staged copy that this run holds.
-            "env": {"XIHU_RUN_KEY": "{{ ti.xcom_pull(task_ids='plan', key='run_key') }}"},
+            "env": {**DBT_CHILD_ENV, "XIHU_RUN_KEY": "{{ ti.xcom_pull(task_ids='plan', key='run_key') }}"},
             # K from XIHU_K_ANON, read where the task runs (the DAG file is parsed again there), as the gate
             # reads it: one K for what dbt suppresses and what the marts gate recounts.
             "vars": dbt_vars(business_date="{{ ti.xcom_pull(task_ids='stage', key='as_of') }}",

@@ -7,6 +7,7 @@ side-effect free); connections are resolved inside tasks by :func:`conn`.
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,7 +63,10 @@ RENDER_CONFIG = RenderConfig(load_method=LoadMode.DBT_MANIFEST)
 # instance open in the process that ran it, which would refuse the gate's read-only connection when tasks
 # share a process (`airflow dags test`), and a child also returns dbt's memory when it ends.
 # The executable is ops/dbt_child.py: dbt bound to the life of the task (no orphan keeps writing after a
-# kill), holding the warehouse writer of the run named by XIHU_RUN_KEY (ingest/warehouse.py).
+# kill), holding the warehouse writer of the run named by XIHU_RUN_KEY (ingest/warehouse.py). It runs under
+# the `python3` first on PATH, so dbt's environment puts this interpreter's bin first, whatever PATH the
+# worker was started with (the scheduler harness, a service manager); DAG files add XIHU_RUN_KEY.
+DBT_CHILD_ENV = {"PATH": os.pathsep.join(filter(None, [str(Path(sys.executable).parent), os.environ.get("PATH")]))}
 EXECUTION_CONFIG = ExecutionConfig(
     execution_mode=ExecutionMode.WATCHER,
     invocation_mode=InvocationMode.SUBPROCESS,
