@@ -228,7 +228,8 @@ def xihu_friendly_daily():
         from ingest.settings import published_dir
         from publish import publish_version, record_publication
 
-        corrected = sorted({r["business_date"] for r in loads if r["verdict"] in ("replaced", "repaired", "accepted")})
+        # Older days this version changes: re-pulled, corrected or backfilled (anything loaded but the as-of day).
+        corrected = sorted({r["business_date"] for r in loads if r["verdict"] != "refused"} - {as_of})
         with warehouse.writing(run_key) as staged:
             def commit(manifest):  # recorded in the copy, the copy made live, and only then current switched
                 record_publication(staged, manifest)

@@ -1,6 +1,8 @@
 """The real DAG under the real scheduler: Postgres metadata, scheduler, dag-processor, triggerer and
 api-server started natively (tests/deploy harness), a manual run through the REST API, then a 3-day
-backfill with `airflow backfill create`. Every run must succeed and every business date be published.
+backfill with `airflow backfill create`. Every run must succeed and every business date be published:
+`current` only moves forward, so the runs of older days than the newest published one (the scheduled run
+that unpausing creates) publish versions of the newest date listing them in `corrected_dates`.
 
 Marked `deploy`: it takes several minutes (each task is its own process under LocalExecutor), so `make test`
 leaves it out and `make test-deploy` (run by CI after `make test`) runs it.
@@ -26,6 +28,8 @@ def test_manual_run_and_backfill_publish_every_day(tmp_path):
     print(json.dumps(report, indent=2))
     assert report["manual"] == "success", report
     assert len(report["backfill"]) == 3 and set(report["backfill"].values()) == {"success"}, report
-    published = {json.loads(m.read_text())["business_date"]
-                 for m in (tmp_path / "published" / "versions").glob("*/manifest.json")}
+    manifests = [json.loads(m.read_text()) for m in (tmp_path / "published" / "versions").glob("*/manifest.json")]
+    published = {m["business_date"] for m in manifests} | {d for m in manifests for d in m["corrected_dates"]}
     assert {"2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27"} <= published
+    current = json.loads((tmp_path / "published" / "current" / "manifest.json").read_text())
+    assert current["business_date"] == max(m["business_date"] for m in manifests), "current moved back"
