@@ -115,7 +115,7 @@ def _quoted(columns: list[str]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
 
 
-RUN_COLUMNS = re.compile(r"_(fetched|loaded|quarantined)$")
+RUN_COLUMNS = re.compile(r"_(fetched|loaded|duplicates_removed|quarantined)$")
 
 
 def published_history(world: World, ignore_run_columns_of: frozenset = frozenset()) -> dict:
