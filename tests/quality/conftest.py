@@ -177,7 +177,10 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when u = 9 then null else 0.5::double end as share_parked_roadside,
                case when u = 9 then null else 0.1::double end as share_locker,
                case when u = 9 then null else u % 2 end as elderly_meal_deliveries,
-               case when u = 9 then 'deliveries,cancellations,median_last100_min,p90_last100_min,share_entry_code_or_nfc,share_entry_order_show,share_entry_registration,share_parked_rider_bay,share_parked_roadside,share_locker,elderly_meal_deliveries' else '' end
+               case when u = 9 then 'deliveries,cancellations,median_last100_min,p90_last100_min,'
+                   || 'share_entry_code_or_nfc,share_entry_order_show,'
+                   || 'share_entry_registration,share_parked_rider_bay,share_parked_roadside,'
+                   || 'share_locker,elderly_meal_deliveries' else '' end
                    as suppressed_cells
         from range(1, 11) t(u), {dates}, seeds.units s
         where s.unit_id = 'U' || lpad(u::varchar, 4, '0')
@@ -221,7 +224,9 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when sup then null else 2.7::double end as did_saving_ci_high_min,
                case when sup then null else 900 end as deliveries_last_30_days,
                case when sup then null else 27.0::double end as rider_hours_saved_per_month,
-               case when sup then 'after_window_deliveries,naive_saving_min,did_saving_min,did_saving_ci_low_min,did_saving_ci_high_min,deliveries_last_30_days,rider_hours_saved_per_month'
+               case when sup then 'after_window_deliveries,naive_saving_min,did_saving_min,'
+                   || 'did_saving_ci_low_min,did_saving_ci_high_min,deliveries_last_30_days,'
+                   || 'rider_hours_saved_per_month'
                    else '' end as suppressed_cells
         from (select unit_type, unit_type = 'construction_site' as sup
               from unnest($types::varchar[]) t(unit_type))
@@ -269,7 +274,10 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when s = 9 then null else 8 end as canteen_meals,
                case when s = 9 then null else 1500.0::double end as avg_meal_price_cents,
                case when s = 9 then null else 15 end as points_redeemed,
-               case when s = 9 then 'visits,distinct_riders,median_stay_min,services_charging,services_water,services_microwave,services_rest,services_restroom,services_first_aid,services_haircut,services_bike_repair,canteen_meals,avg_meal_price_cents,points_redeemed'
+               case when s = 9 then 'visits,distinct_riders,median_stay_min,services_charging,'
+                   || 'services_water,services_microwave,services_rest,services_restroom,'
+                   || 'services_first_aid,services_haircut,services_bike_repair,canteen_meals,'
+                   || 'avg_meal_price_cents,points_redeemed'
                    else '' end as suppressed_cells
         from range(1, 10) t(s), {dates}
         """,
@@ -285,7 +293,8 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when sup then null else 10 end as active_riders,
                case when sup then null else 4 end as riders_visited_30d,
                case when sup then null else 0.4::double end as share_riders_visited_30d,
-               case when sup then 'deliveries,deliveries_within_reach,share_within_reach,active_riders,riders_visited_30d,share_riders_visited_30d'
+               case when sup then 'deliveries,deliveries_within_reach,share_within_reach,active_riders,'
+                   || 'riders_visited_30d,share_riders_visited_30d'
                    else '' end as suppressed_cells
         from (select street_id, street_id = 'S11' as sup from seeds.streets
               union all select 'unmatched', false), {dates}
@@ -304,7 +313,8 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when sup then null else 2 end as new_members,
                case when sup then null else 1 end as withdrawals,
                case when sup then null else 0 end as expulsions,
-               case when sup then 'active_riders,active_riders_in_good_standing,coverage_rate,members_in_good_standing,new_members,withdrawals,expulsions'
+               case when sup then 'active_riders,active_riders_in_good_standing,coverage_rate,'
+                   || 'members_in_good_standing,new_members,withdrawals,expulsions'
                    else '' end as suppressed_cells
         from (values
             ('meituan', 'food_delivery_rider', '北山街道', 'all', 'all', 'all', 20, 15, false),

@@ -254,7 +254,8 @@ MART_RULES = [
     ("marts", "union_coverage_monthly: every cell named in suppressed_cells is NULL",
      _publish_every_cell("union_coverage_monthly", {
          "active_riders": 3, "active_riders_in_good_standing": 1, "coverage_rate": 0.33,
-         "members_in_good_standing": 3, "new_members": 0, "withdrawals": 0, "expulsions": 0}, "suppressed_cells <> ''")),
+         "members_in_good_standing": 3, "new_members": 0, "withdrawals": 0, "expulsions": 0},
+         "suppressed_cells <> ''")),
     # district_daily_kpis
     ("marts", "district_daily_kpis: exactly one district row for the business date (freshness and key)",
      f"delete from marts.district_daily_kpis where {_D}"),
