@@ -119,14 +119,21 @@
     {{ return(relations) }}
 {% endmacro %}
 
-{#- Shares that, times a published figure of their row, give a suppressed cell back: NULLed with it. -#}
+{#- Cells that, with a published figure of their row, give a suppressed cell back, NULLed with it: shares
+    (times their denominator), and friendly_effect's estimates, which `all` averages over the types
+    weighted by the published units_measured (the all row x its units minus the other types' gives a
+    type's back, so a type's estimates go with its deliveries). -#}
 {% macro suppression_companions() %}
     {{ return({
         'marts.service_circle_daily': {
             'deliveries': ['share_within_reach'], 'deliveries_within_reach': ['share_within_reach']},
         'marts.union_coverage_monthly': {
             'active_riders': ['coverage_rate'], 'active_riders_in_good_standing': ['coverage_rate']},
-        'marts.street_coverage_monthly': {},
+        'marts.friendly_effect': {
+            'after_window_deliveries': [
+                'naive_saving_min', 'did_saving_min', 'did_saving_ci_low_min', 'did_saving_ci_high_min',
+                'rider_hours_saved_per_month'],
+            'deliveries_last_30_days': ['rider_hours_saved_per_month']},
     }) }}
 {% endmacro %}
 

@@ -61,6 +61,13 @@ def relations() -> list[tuple[str, str, str]]:
         rel.append((f"friendly_effect.{column}: unit type -> all",
                     f"select reporting_date, {column} as v from marts.friendly_effect where unit_type <> 'all'",
                     f"select reporting_date, {column} as v from marts.friendly_effect where unit_type = 'all'"))
+    for column in ("naive_saving_min", "did_saving_min"):
+        # `all` is the mean over every measured unit: the sum of the types' means weighted by their units
+        rel.append((f"friendly_effect.{column} x units_measured: unit type -> all",
+                    f"select reporting_date, {column} * units_measured as v from marts.friendly_effect "
+                    "where unit_type <> 'all' and units_measured > 0",
+                    f"select reporting_date, {column} * units_measured as v from marts.friendly_effect "
+                    "where unit_type = 'all'"))
     for column in UNION_COUNTS:
         m = "marts.union_coverage_monthly"
         rel += [
