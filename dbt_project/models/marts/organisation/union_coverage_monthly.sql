@@ -266,7 +266,6 @@ cells as (
         home_street,
         org_level,
         union_org_code,
-        count(distinct person_key) as people,
         count(distinct person_key) filter (where is_active) as active_riders,
         count(distinct person_key) filter (
             where is_active and status = 'in_good_standing'

@@ -127,7 +127,6 @@ rollups as (
             '{{ level }}' as rollup_level,
             {% if level == 'team' %}team_id{% else %}cast(null as varchar) as team_id{% endif %},
             street_id,
-            count(*) as members,
             count(*) filter (where is_active) as active_volunteers,
             sum(elderly_meal_deliveries) as elderly_meal_deliveries,
             count(*) filter (where elderly_meal_deliveries > 0) as elderly_meal_riders,
