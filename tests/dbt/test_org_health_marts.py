@@ -291,11 +291,12 @@ COVERAGE_COLUMNS = ("active_riders, active_riders_in_good_standing, coverage_rat
                     "new_members, withdrawals, expulsions, suppressed, membership_as_of")
 
 
-def coverage_row(built, month: date, platform: str, occupation: str, street: str, level: str, org: str):
+def coverage_row(built, month: date, platform: str, occupation: str, basis: str, street: str, level: str,
+                 org: str):
     rows = query(built["warehouse"], f"""
         select {COVERAGE_COLUMNS} from marts.union_coverage_monthly
-        where month = ? and platform = ? and occupation = ? and home_street = ? and org_level = ?
-          and union_org_code = ?""", [month, platform, occupation, street, level, org])
+        where month = ? and platform = ? and occupation = ? and street_basis = ? and street = ?
+          and org_level = ? and union_org_code = ?""", [month, platform, occupation, basis, street, level, org])
     assert len(rows) == 1, rows
     return rows[0]
 
@@ -309,35 +310,83 @@ def test_union_staging_dedupes_transfers_and_flags_id_defects(built):
     assert rows[4][4:] == ("bad_check_digit", True)  # kept and flagged, not dropped
 
 
-def test_coverage_october_cell_by_hand(built):
+def test_coverage_october_residence_cell_by_hand(built):
     # Riders 1-5 are members M1, M2, M3, M4, M6 (via hashed phone); M4 withdrew on 20 Oct.
-    # In good standing at month end: M1, M2, M3, M6 -> 4 of 5 active riders; new: M2, M3; withdrawn: M4.
-    row = coverage_row(built, date(2026, 10, 1), "meituan", "food_delivery_rider", "北山街道", "all", "all")
-    assert row == (5, 4, pytest.approx(0.8), 4, 2, 1, 0, False, OCT31)
+    # In good standing at month end: M1, M2, M3, M6; new: M2, M3; withdrawn: M4. A residence row carries
+    # the member-only counts and no rider figures.
+    row = coverage_row(built, date(2026, 10, 1), "meituan", "food_delivery_rider", "residence", "北山街道",
+                       "all", "all")
+    assert row == (None, None, None, 4, 2, 1, 0, False, OCT31)
 
 
 def test_coverage_november_uses_the_later_export(built):
-    # 2 Nov export: M3 auto-withdrawn on 1 Nov, rider 6 joined as M7. Active 1-6, good standing M1 M2 M6 M7.
-    row = coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "北山街道", "all", "all")
-    assert row == (6, 4, pytest.approx(4 / 6), 4, 1, 1, 0, False, NOV2)
-    # the same members rolled up to their union and to its industry federation: no coverage rate there,
-    # because riders who are not members belong to no organisation
+    # 2 Nov export: M3 auto-withdrawn on 1 Nov, rider 6 joined as M7. Good standing M1 M2 M6 M7.
+    row = coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "residence", "北山街道",
+                       "all", "all")
+    assert row == (None, None, None, 4, 1, 1, 0, False, NOV2)
+    # the same members rolled up to their union and to its industry federation
     for level, org in (("union", "EU01"), ("industry_federation", "FD01")):
-        assert coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "北山街道", level,
-                            org) == (None, 4, None, 4, 1, 1, 0, False, NOV2)
+        assert coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "residence",
+                            "北山街道", level, org) == (None, None, None, 4, 1, 1, 0, False, NOV2)
+
+
+def work_streets_by_hand(built, month: date) -> dict[tuple[str, str], str]:
+    """(platform, rider_key) -> work street, recounted in Python from the matched deliveries and the
+    seeds: the street with most unit deliveries, ties to the name that sorts first, none -> no_unit_delivery."""
+    street_of = {u["unit_id"]: s["street_name"] for u in seed("units") for s in seed("streets")
+                 if u["street_id"] == s["street_id"]}
+    votes: dict[tuple[str, str], dict[str, int]] = {}
+    for platform, rider_key, unit_id in query(built["warehouse"], """
+            select platform, rider_key, unit_id from intermediate.int_orders_matched
+            where is_delivered and rider_key is not null and date_trunc('month', business_date) = ?""",
+            [month]):
+        tally = votes.setdefault((platform, rider_key), {})
+        if unit_id in street_of:
+            tally[street_of[unit_id]] = tally.get(street_of[unit_id], 0) + 1
+    return {key: min(tally, key=lambda s: (-tally[s], s)) if tally else "no_unit_delivery"
+            for key, tally in votes.items()}
+
+
+def test_coverage_by_work_street_recounted(built):
+    # Riders 1-6 deliver at the first unit's centre, so they work in its street; the service-circle riders
+    # 11-16 deliver at random points and work wherever most of their unit deliveries went.
+    street_names = {s["street_id"]: s["street_name"] for s in seed("streets")}
+    first_unit_street = street_names[seed("units")[0]["street_id"]]
+    for month, good_standing in ((date(2026, 10, 1), {1, 2, 3, 5}), (date(2026, 11, 1), {1, 2, 5, 6})):
+        work = work_streets_by_hand(built, month)
+        assert all(work["meituan", rider(i)] == first_unit_street for i in range(1, 7))
+        expected: dict[tuple[str, str], list[int]] = {}
+        for (platform, rider_key), street in work.items():
+            cell = expected.setdefault((platform, street), [0, 0])
+            cell[0] += 1
+            cell[1] += rider_key in {rider(i) for i in good_standing}
+        got = {(r[0], r[1]): r[2:] for r in query(built["warehouse"], """
+            select platform, street, active_riders, active_riders_in_good_standing, coverage_rate, suppressed,
+                   members_in_good_standing, new_members
+            from marts.union_coverage_monthly
+            where month = ? and street_basis = 'work' and org_level = 'all'""", [month])}
+        assert set(got) == set(expected)
+        for key, (active, good) in expected.items():
+            if active < K_ANON:
+                assert got[key][:4] == (None, None, None, True), key
+            else:
+                assert got[key][:4] == (active, good, pytest.approx(good / active), False), key
+            assert got[key][4:] == (None, None), key  # member-only counts live on residence rows
+        # the first unit's street holds riders 1-6 (and any circle rider who worked there): 4 of them in
+        # good standing, a rate that no longer counts only members
+        assert expected["meituan", first_unit_street][0] >= 6
 
 
 def test_coverage_district_row_and_small_cells_suppressed(built):
-    # October, whole district: riders 1-6 active (rider 6 not a member), 4 in good standing; M5 counts as a
-    # member in good standing who delivered nothing.
-    row = coverage_row(built, date(2026, 10, 1), "all", "all", "all", "district", "all")
-    assert row[:4] == (6, 4, pytest.approx(4 / 6), 5)
-    # rider 6 alone in October: non-members are known only from the order feed, street unknown
-    lone = coverage_row(built, date(2026, 10, 1), "meituan", "delivery_rider_order_feed", "unknown", "all",
+    # October, whole district: riders 1-6 active (rider 6 not a member) and the service-circle riders
+    # 11-16; 4 in good standing; M5 counts as a member in good standing who delivered nothing.
+    active = len({rider_key for _, rider_key in work_streets_by_hand(built, date(2026, 10, 1))})
+    row = coverage_row(built, date(2026, 10, 1), "all", "all", "all", "all", "district", "all")
+    assert row[:4] == (active, 4, pytest.approx(4 / active), 5)
+    # M5 alone (didi, 西溪街道) is a member cell of one person
+    didi = coverage_row(built, date(2026, 10, 1), "didi", "ride_hailing_driver", "residence", "西溪街道", "all",
                         "all")
-    assert lone[:7] == (None,) * 7 and lone[7] is True
-    didi = coverage_row(built, date(2026, 10, 1), "didi", "ride_hailing_driver", "西溪街道", "all", "all")
-    assert didi[7] is True
+    assert didi[3:7] == (None, None, None, None) and didi[7] is True
 
 
 def test_membership_snapshot_keeps_history_by_export_date(built):
