@@ -82,7 +82,7 @@ def member(no: str, union: str, status: str, changed: str, joined: str, rider_no
     return {
         "会员编号": no, "姓名": HASHER.hash(f"name{no}", "name"), "性别": "男",
         "身份证号": HASHER.hash(f"33010619900101{no}", "id"), "手机号": rider(rider_no) if rider_no else None,
-        "出生日期": "1990/1/1", "所属工会编码": union, "入会日期": joined, "会员状态": status,
+        "申报出生年份": "1990", "所属工会编码": union, "入会日期": joined, "会员状态": status,
         "状态变更日期": changed, "职业类别": occupation, "所属平台": platform, "居住街道": street,
         "出生年份": "1990", "性别代码": "M", "身份证校验": id_check,
     }
