@@ -254,6 +254,10 @@ MART_RULES = [
      _publish_every_cell("union_coverage_monthly", {
          "active_riders": 3, "active_riders_in_good_standing": 1, "coverage_rate": 0.33,
          "members_in_good_standing": 3, "new_members": 0, "withdrawals": 0, "expulsions": 0}, "suppressed")),
+    # ... also when the row's other figures are NULL only because they belong to the other street basis
+    ("marts", "union_coverage_monthly: a row flagged suppressed has at least one NULL cell",
+     "update marts.union_coverage_monthly set members_in_good_standing = 3, new_members = 0, withdrawals = 0,"
+     " expulsions = 0 where suppressed and street_basis = 'residence'"),
     # district_daily_kpis
     ("marts", "district_daily_kpis: exactly one district row for the business date (freshness and key)",
      f"delete from marts.district_daily_kpis where {_D}"),
