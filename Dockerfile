@@ -17,11 +17,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 
 # Non-root runtime user; uid 50000 is the convention of Airflow's own images, so volumes prepared for
-# them keep working.
+# them keep working. The data root is the user's and its group's only (docs/internals.md, "File modes"):
+# a fresh named volume copies the 0750 of this folder.
 RUN groupadd --gid 50000 xihu \
     && useradd --uid 50000 --gid xihu --home-dir /opt/xihu --no-create-home --shell /usr/sbin/nologin xihu \
     && mkdir -p /opt/xihu/data /opt/airflow/logs /opt/airflow/auth \
-    && chown -R xihu:xihu /opt/xihu /opt/airflow
+    && chown -R xihu:xihu /opt/xihu /opt/airflow \
+    && chmod 0750 /opt/xihu/data
 
 WORKDIR /opt/xihu
 

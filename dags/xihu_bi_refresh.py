@@ -12,7 +12,11 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 
+from ingest.settings import apply_data_umask
 from ops.dag_config import DEFAULT_ARGS, MART_ASSETS
+
+# the task process writes the dashboard extract under the data root with umask 0o027
+apply_data_umask()
 
 
 @dag(

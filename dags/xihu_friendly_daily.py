@@ -35,7 +35,7 @@ from airflow.sdk import Param, chain, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 from cosmos import DbtTaskGroup
 
-from ingest.settings import dbt_vars
+from ingest.settings import apply_data_umask, dbt_vars
 from ops.dag_config import (
     DBT_CHILD_ENV,
     DBT_OPERATOR_ARGS,
@@ -52,6 +52,8 @@ from ops.dag_config import (
 )
 
 log = logging.getLogger(__name__)
+# every task process (and the dbt children it starts) writes the data root under umask 0o027
+apply_data_umask()
 
 
 @dag(

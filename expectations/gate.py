@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from expectations.frames import SUITES, FrameUnavailable, SuiteSpec, trailing_median_rows
 from ingest import settings
@@ -26,6 +27,10 @@ from ingest.settings import k_anon
 PROJECT_ROOT = Path(__file__).resolve().parent
 log = logging.getLogger(__name__)
 STAGES = ("raw", "marts")
+# A keyed hash (rider_key, hashed member number, ...) is 32 hex characters. Whatever GX sees it may store
+# in its validation results (partial_unexpected_list, partial_unexpected_counts, index lists) under the
+# data root, and the summary quotes examples: frames therefore carry flags and counts, never such a value.
+_KEYED_HASH = r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])"
 # Row count warnings fire outside [half, double] the trailing 7-day median: a weekend is +15%, a
 # platform outage halves a day. Without history the bounds are open.
 ROW_COUNT_LOW, ROW_COUNT_HIGH = 0.5, 2.0
@@ -120,6 +125,18 @@ def _detail(result: dict) -> str:
     return f"observed {res.get('observed_value')!r}"
 
 
+def _refuse_keyed_hashes(suite: str, frame) -> None:
+    """Raise when a frame column holds a value shaped like a keyed hash (a programming error in a frame,
+    caught before GX could store the value or the summary quote it); the message names the column only."""
+    for column in frame.columns:
+        if frame[column].dtype != object and not pd.api.types.is_string_dtype(frame[column]):
+            continue
+        values = frame[column].dropna().astype(str)
+        if values.str.contains(_KEYED_HASH, regex=True).any():
+            raise ValueError(f"gate frame {suite}: column {column} holds values shaped like keyed hashes "
+                             "(rider keys); a frame carries flags and counts, never a key")
+
+
 def _row_count_parameters(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, day: dt.date) -> dict:
     """Run-time parameters of a suite: row-count bounds from the trailing 7-day median, and K."""
     median = trailing_median_rows(con, spec.daily_table, day) if spec.daily_table else None
@@ -203,7 +220,9 @@ def run_gate(
     try:
         for spec in specs:
             try:
-                frames[spec.name] = (spec.frame(con, day), _row_count_parameters(con, spec, day))
+                frame = spec.frame(con, day)
+                _refuse_keyed_hashes(spec.name, frame)
+                frames[spec.name] = (frame, _row_count_parameters(con, spec, day))
             except FrameUnavailable as missing:
                 frames[spec.name] = (None, str(missing))
     finally:

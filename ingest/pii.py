@@ -1,4 +1,5 @@
-"""Keyed hashing of personal data (PIPL): phones, ID numbers and names never reach disk in clear.
+"""Keyed hashing of personal data (PIPL): phones, ID numbers, names and union member numbers never reach
+disk in clear.
 
 The key is the password of the Airflow Connection ``xihu_pii``. The same phone gives the same
 ``rider_key`` in every source because every source's phone goes through :func:`normalise_phone` first.
@@ -50,7 +51,8 @@ class PiiHasher:
                              f"the sandbox ({SANDBOX_ENV}=1): {KEY_HOWTO}")
 
     def hash(self, value: str | None, kind: str) -> str | None:
-        """Hash ``value`` as a ``kind`` ('phone', 'id', 'name'); None and '' stay None."""
+        """Hash ``value`` as a ``kind`` ('phone', 'id', 'name', 'member' for a union member number);
+        None and '' stay None."""
         if value is None:
             return None
         text = str(value).strip()

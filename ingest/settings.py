@@ -11,6 +11,12 @@
 | ``XIHU_LANDING_KEEP_DAYS`` | ``35`` | days landing run folders are kept; the newest complete one of a day stays |
 
 Endpoints and secrets never come from here: they are Airflow Connections (``AIRFLOW_CONN_XIHU_*``).
+
+File modes under the data root: :func:`apply_data_umask` (umask ``0o027``) is called by every entry point
+of the pipeline (both DAG files, so every Airflow task process and the dbt children it starts;
+``python -m publish``; ``make demo``): files are owner read-write, group read, never world-readable, and
+folders group-traversable. The group is the pipeline user's; the analysts' accounts belong to it to read
+the published snapshot (docs/internals.md, "File modes").
 """
 
 from __future__ import annotations
@@ -19,6 +25,13 @@ import os
 from pathlib import Path
 
 TIMEZONE = "Asia/Shanghai"
+# Nothing under the data root is readable by other users (PIPL: riders' keyed hashes are personal data).
+DATA_UMASK = 0o027
+
+
+def apply_data_umask() -> int:
+    """Set the process umask to :data:`DATA_UMASK` (inherited by every child process); returns the old one."""
+    return os.umask(DATA_UMASK)
 
 
 def data_dir() -> Path:

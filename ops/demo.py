@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.dates import LOCAL, run_time_for
-from ingest.settings import dbt_vars
+from ingest.settings import apply_data_umask, dbt_vars
 from ops.localenv import PROJECT_ROOT, airflow, embedded_env, init_airflow
 
 DAG_ID = "xihu_friendly_daily"
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scale", type=float, default=0.05, help="0.05 = 1/20 of a district day (~20k orders)")
     args = parser.parse_args(argv)
+    apply_data_umask()  # inherited by embedded Airflow and everything it runs
 
     days = last_complete_dates(args.days)
     env = embedded_env(args.data_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ingest.settings import apply_data_umask
 from publish.publisher import Manifest, current_version, default_root, rollback, versions
 from publish.shell import run_shell
 
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     shell.add_argument("--version", default=None, help="a version other than the current one")
     shell.add_argument("-c", dest="sql", default=None, help="run one statement and exit")
     args = parser.parse_args(argv)
+    apply_data_umask()  # rollback rewrites `current` under the data root
     root = args.root or default_root()
 
     if args.command == "list":

@@ -223,7 +223,9 @@ def _build(
     for p in build_dir.rglob("*"):
         if p.is_file():
             fsync_path(p)
-            p.chmod(0o444)  # a published version is immutable: a tool opening it for writing fails
+            # immutable (a tool opening it for writing fails) and readable by the owner and the analysts'
+            # group, never by other users (docs/internals.md, "File modes")
+            p.chmod(0o440)
     for d in (build_dir / "parquet", build_dir / "csv", build_dir):
         fsync_path(d)
     return manifest

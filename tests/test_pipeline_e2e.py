@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import re
+import stat
 from datetime import date
 from pathlib import Path
 
@@ -167,3 +168,16 @@ def test_nothing_reached_outside_loopback(world):
     assert any(ln.startswith("LOCAL") for ln in lines), "the network guard did not run"
     outside = [ln for ln in lines if ln.startswith("OUTSIDE")]
     assert not outside, outside[:10]
+
+
+def test_nothing_the_pipeline_wrote_is_world_readable(world):
+    # The DAG's task processes write under umask 0o027 (docs/internals.md, "File modes"); the embedded
+    # Airflow home under data/airflow is the test harness's, created before any DAG ran, and left out.
+    data = world["data"]
+    written = [p for area in ("landing", "warehouse", "quality", "published") for p in (data / area).rglob("*")
+               if not p.is_symlink()]
+    assert len(written) > 20 and any(p.suffix == ".gz" for p in written)
+    readable = [str(p.relative_to(data)) for p in written if p.lstat().st_mode & (stat.S_IROTH | stat.S_IWOTH)]
+    assert not readable, readable[:10]
+    current = (data / "published" / "current").resolve()
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o440 for p in current.rglob("*") if p.is_file())

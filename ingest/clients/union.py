@@ -2,9 +2,13 @@
 
 Landed as UTF-8 CSV with LF line endings. Member rows gain three columns derived from the ID number
 *before* it is hashed, because once hashed nothing can be read from it: ``出生年份``, ``性别代码`` and
-``身份证校验`` (GB 11643 check). ``姓名``, ``身份证号`` and ``手机号`` are then replaced by keyed hashes.
-A 15-digit ID is hashed in its 18-digit form (``19`` inserted, check digit computed), so a member whose
-old number is later corrected keeps the same key.
+``身份证校验`` (GB 11643 check). ``姓名``, ``身份证号``, ``手机号`` and the member number ``会员编号`` are then
+replaced by keyed hashes. A 15-digit ID is hashed in its 18-digit form (``19`` inserted, check digit
+computed), so a member whose old number is later corrected keeps the same key.
+
+Minimum necessary (PIPL): no indicator needs a full birth date, so the declared ``出生日期`` is landed as
+its year only, in the column ``申报出生年份`` (empty when the date cannot be read in any of the export's
+three formats). ``居住街道`` stays: the member-only counts of union coverage are cut by it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import io
 import re
 import tempfile
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import BinaryIO
 
 from ingest.clients.base import Client, Page, spool_body
@@ -26,6 +30,9 @@ _CHECK = "10X98765432"
 _ID18 = re.compile(r"\d{17}[\dX]")
 _ID15 = re.compile(r"\d{15}")
 DERIVED = ("出生年份", "性别代码", "身份证校验")
+BIRTH_DATE, DECLARED_BIRTH_YEAR = "出生日期", "申报出生年份"
+# The export writes dates three ways: 2025/8/3, 2025-08-03, 20250803.
+_DATE_FORMATS = ("%Y/%m/%d", "%Y-%m-%d", "%Y%m%d")
 # The export is declared GBK; GB 18030 decodes every GBK byte sequence the same and also the rare
 # characters (in names) that GBK lacks and real exports nevertheless contain.
 ENCODING = "gb18030"
@@ -42,6 +49,16 @@ def _birth_date(yyyymmdd: str) -> date | None:
     except ValueError:
         return None
     return born if born.year >= 1900 else None
+
+
+def declared_birth_year(text: str) -> str:
+    """The year of a declared 出生日期 in any of the export's formats, '' when it cannot be read."""
+    for fmt in _DATE_FORMATS:
+        try:
+            return str(datetime.strptime(text.strip(), fmt).year)
+        except ValueError:
+            continue
+    return ""
 
 
 def inspect_id(raw: str | None) -> tuple[str, str, str, str | None]:
@@ -144,11 +161,16 @@ class UnionMembersClient(_UnionExport):
     def transform(self, header: list[str]) -> tuple[list[str], RowFn | None]:
         try:
             i_name, i_id, i_phone = header.index("姓名"), header.index("身份证号"), header.index("手机号")
+            i_no, i_birth = header.index("会员编号"), header.index(BIRTH_DATE)
         except ValueError:
             # Personal data in an unexpected column would reach disk in clear: refuse the export.
-            raise SourceError(f"union_members: header lacks 姓名/身份证号/手机号: {header}") from None
+            raise SourceError(
+                f"union_members: header lacks 姓名/身份证号/手机号/会员编号/{BIRTH_DATE}: {header}"
+            ) from None
         width = len(header)
         pii = self.pii
+        out_header = list(header)
+        out_header[i_birth] = DECLARED_BIRTH_YEAR
 
         def row_fn(row: list[str]) -> list[str]:
             if len(row) > width:
@@ -160,9 +182,11 @@ class UnionMembersClient(_UnionExport):
             row[i_id] = pii.hash(id_form, "id") or ""
             row[i_name] = pii.hash(row[i_name], "name") or ""
             row[i_phone] = self.hash_phone(row[i_phone]) or ""
+            row[i_no] = pii.hash(row[i_no], "member") or ""
+            row[i_birth] = declared_birth_year(row[i_birth])
             return [*row, year, sex, status]
 
-        return [*header, *DERIVED], row_fn
+        return [*out_header, *DERIVED], row_fn
 
 
 class UnionOrgsClient(_UnionExport):

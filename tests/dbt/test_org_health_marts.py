@@ -82,7 +82,7 @@ def member(no: str, union: str, status: str, changed: str, joined: str, rider_no
     return {
         "会员编号": no, "姓名": HASHER.hash(f"name{no}", "name"), "性别": "男",
         "身份证号": HASHER.hash(f"33010619900101{no}", "id"), "手机号": rider(rider_no) if rider_no else None,
-        "出生日期": "1990/1/1", "所属工会编码": union, "入会日期": joined, "会员状态": status,
+        "申报出生年份": "1990", "所属工会编码": union, "入会日期": joined, "会员状态": status,
         "状态变更日期": changed, "职业类别": occupation, "所属平台": platform, "居住街道": street,
         "出生年份": "1990", "性别代码": "M", "身份证校验": id_check,
     }
@@ -291,11 +291,12 @@ COVERAGE_COLUMNS = ("active_riders, active_riders_in_good_standing, coverage_rat
                     "new_members, withdrawals, expulsions, suppressed_cells, membership_as_of")
 
 
-def coverage_row(built, month: date, platform: str, occupation: str, street: str, level: str, org: str):
+def coverage_row(built, month: date, platform: str, occupation: str, basis: str, street: str, level: str,
+                 org: str):
     rows = query(built["warehouse"], f"""
         select {COVERAGE_COLUMNS} from marts.union_coverage_monthly
-        where month = ? and platform = ? and occupation = ? and home_street = ? and org_level = ?
-          and union_org_code = ?""", [month, platform, occupation, street, level, org])
+        where month = ? and platform = ? and occupation = ? and street_basis = ? and street = ?
+          and org_level = ? and union_org_code = ?""", [month, platform, occupation, basis, street, level, org])
     assert len(rows) == 1, rows
     return rows[0]
 
@@ -309,46 +310,99 @@ def test_union_staging_dedupes_transfers_and_flags_id_defects(built):
     assert rows[4][4:] == ("bad_check_digit", True)  # kept and flagged, not dropped
 
 
-def test_coverage_october_cell_by_hand(built):
+def test_coverage_october_residence_cell_by_hand(built):
     # Riders 1-5 are members M1, M2, M3, M4, M6 (via hashed phone); M4 withdrew on 20 Oct.
-    # In good standing at month end: M1, M2, M3, M6 -> 4 of 5 active riders; new: M2, M3; withdrawn: M4.
-    # Every one of those counts is of fewer than K people (the 5 active riders included: secondary
-    # suppression hides them because the order-feed cell's lone rider is the only other cell under the
-    # district's active riders), so each is NULL and named; the expulsions, 0, describe no one.
-    row = coverage_row(built, date(2026, 10, 1), "meituan", "food_delivery_rider", "北山街道", "all", "all")
-    assert row == (None, None, None, None, None, None, 0, ",".join((
-        "active_riders_in_good_standing", "coverage_rate", "members_in_good_standing", "new_members",
-        "withdrawals", "active_riders")), OCT31)
+    # In good standing at month end: M1, M2, M3, M6; new: M2, M3; withdrawn: M4. A residence row carries
+    # the member-only counts and no rider figures; 4, 2 and 1 members are fewer than K people, so NULL and
+    # named; the expulsions, 0, describe no one.
+    row = coverage_row(built, date(2026, 10, 1), "meituan", "food_delivery_rider", "residence", "北山街道",
+                       "all", "all")
+    assert row[:7] == (None, None, None, None, None, None, 0) and row[8] == OCT31
+    assert named(row[7]) == {"members_in_good_standing", "new_members", "withdrawals"}
+
+
+def named(suppressed_cells: str) -> set[str]:
+    return set(filter(None, suppressed_cells.split(",")))
 
 
 def test_coverage_november_uses_the_later_export(built):
-    # 2 Nov export: M3 auto-withdrawn on 1 Nov, rider 6 joined as M7. Active 1-6, good standing M1 M2 M6 M7.
-    # 6 active riders are published; the 4 in good standing, 1 new member and 1 withdrawal are counts of
-    # fewer than K people, so they (and the rate 4/6, which times 6 gives 4 back) are NULL.
-    small = "active_riders_in_good_standing,coverage_rate,members_in_good_standing,new_members,withdrawals"
-    row = coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "北山街道", "all", "all")
-    assert row == (6, None, None, None, None, None, 0, small, NOV2)
-    # the same members rolled up to their union and to its industry federation: no coverage rate there,
-    # because riders who are not members belong to no organisation
-    for level, org in (("union", "EU01"), ("industry_federation", "FD01")):
-        assert coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "北山街道", level,
-                            org) == (None, None, None, None, None, None, 0, small, NOV2)
+    # 2 Nov export: M3 auto-withdrawn on 1 Nov, rider 6 joined as M7. Good standing M1 M2 M6 M7: 4, with
+    # 1 new member and 1 withdrawal, all fewer than K people; the same at their union and federation.
+    for level, org in (("all", "all"), ("union", "EU01"), ("industry_federation", "FD01")):
+        row = coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "residence", "北山街道",
+                           level, org)
+        assert row[:7] == (None, None, None, None, None, None, 0) and row[8] == NOV2, (level, row)
+        assert named(row[7]) == {"members_in_good_standing", "new_members", "withdrawals"}, level
+
+
+def work_streets_by_hand(built, month: date) -> dict[tuple[str, str], str]:
+    """(platform, rider_key) -> work street, recounted in Python from the matched deliveries and the
+    seeds: the street with most unit deliveries, ties to the name that sorts first, none -> no_unit_delivery."""
+    street_of = {u["unit_id"]: s["street_name"] for u in seed("units") for s in seed("streets")
+                 if u["street_id"] == s["street_id"]}
+    votes: dict[tuple[str, str], dict[str, int]] = {}
+    for platform, rider_key, unit_id in query(built["warehouse"], """
+            select platform, rider_key, unit_id from intermediate.int_orders_matched
+            where is_delivered and rider_key is not null and date_trunc('month', business_date) = ?""",
+            [month]):
+        tally = votes.setdefault((platform, rider_key), {})
+        if unit_id in street_of:
+            tally[street_of[unit_id]] = tally.get(street_of[unit_id], 0) + 1
+    return {key: min(tally, key=lambda s: (-tally[s], s)) if tally else "no_unit_delivery"
+            for key, tally in votes.items()}
+
+
+def test_coverage_by_work_street_recounted(built):
+    # Riders 1-6 deliver at the first unit's centre, so they work in its street; the service-circle riders
+    # 11-16 deliver at random points and work wherever most of their unit deliveries went. A published figure
+    # equals the recount; a count of 1..K-1 people is NULL; every NULL figure is named in suppressed_cells.
+    street_names = {s["street_id"]: s["street_name"] for s in seed("streets")}
+    first_unit_street = street_names[seed("units")[0]["street_id"]]
+    for month, good_standing in ((date(2026, 10, 1), {1, 2, 3, 5}), (date(2026, 11, 1), {1, 2, 5, 6})):
+        work = work_streets_by_hand(built, month)
+        assert all(work["meituan", rider(i)] == first_unit_street for i in range(1, 7))
+        expected: dict[tuple[str, str], list[int]] = {}
+        for (platform, rider_key), street in work.items():
+            cell = expected.setdefault((platform, street), [0, 0])
+            cell[0] += 1
+            cell[1] += rider_key in {rider(i) for i in good_standing}
+        got = {(r[0], r[1]): r[2:] for r in query(built["warehouse"], """
+            select platform, street, active_riders, active_riders_in_good_standing, coverage_rate,
+                   suppressed_cells, members_in_good_standing, new_members
+            from marts.union_coverage_monthly
+            where month = ? and street_basis = 'work' and org_level = 'all'""", [month])}
+        assert set(got) == set(expected)
+        for key, (active, good) in expected.items():
+            published_active, published_good, rate, cells, *members = got[key]
+            for column, value, truth in (("active_riders", published_active, active),
+                                         ("active_riders_in_good_standing", published_good, good),
+                                         ("coverage_rate", rate, good / active)):
+                if value is None:
+                    assert column in named(cells), (key, column)
+                else:
+                    assert value == pytest.approx(truth), (key, column)
+            for count, value in ((active, published_active), (good, published_good)):
+                assert not 0 < count < K_ANON or value is None, key
+            assert members == [None, None], key  # member-only counts live on residence rows
+        # the first unit's street holds riders 1-6 (and any circle rider who worked there): 4 of them in
+        # good standing, a rate that no longer counts only members
+        assert expected["meituan", first_unit_street][0] >= 6
 
 
 def test_coverage_district_row_and_small_cells_suppressed(built):
-    # October, whole district: riders 1-6 active (rider 6 not a member), 4 in good standing; M5 counts as a
-    # member in good standing who delivered nothing.
-    # 4 in good standing are fewer than K people: NULL with the rate; the 5 members are published.
-    row = coverage_row(built, date(2026, 10, 1), "all", "all", "all", "district", "all")
-    assert row[:4] == (6, None, None, 5)
-    assert row[7] == "active_riders_in_good_standing,coverage_rate,new_members,withdrawals"
-    # rider 6 alone in October: non-members are known only from the order feed, street unknown
-    lone = coverage_row(built, date(2026, 10, 1), "meituan", "delivery_rider_order_feed", "unknown", "all",
+    # October, whole district: riders 1-6 active (rider 6 not a member) and the service-circle riders
+    # 11-16; 4 in good standing (fewer than K: NULL with the rate); M5 counts as a member in good standing
+    # who delivered nothing, so 5 members.
+    active = len({rider_key for _, rider_key in work_streets_by_hand(built, date(2026, 10, 1))})
+    row = coverage_row(built, date(2026, 10, 1), "all", "all", "all", "all", "district", "all")
+    assert row[0] in (active, None) and row[1:3] == (None, None)
+    assert row[3] in (5, None) and {"active_riders_in_good_standing", "coverage_rate"} <= named(row[7])
+    for column, value in zip(("active_riders", "members_in_good_standing"), (row[0], row[3]), strict=True):
+        assert value is not None or column in named(row[7])
+    # M5 alone (didi, 西溪街道) is a member cell of one person
+    didi = coverage_row(built, date(2026, 10, 1), "didi", "ride_hailing_driver", "residence", "西溪街道", "all",
                         "all")
-    # (its 0 members describe no one and are published)
-    assert lone[:3] == (None, 0, None) and lone[7] == "active_riders,coverage_rate"
-    didi = coverage_row(built, date(2026, 10, 1), "didi", "ride_hailing_driver", "西溪街道", "all", "all")
-    assert didi[3] is None and didi[7] == "members_in_good_standing"
+    assert didi[3:7] == (None, None, None, None) and named(didi[7]) == {"members_in_good_standing"}
 
 
 def test_membership_snapshot_keeps_history_by_export_date(built):

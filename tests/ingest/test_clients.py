@@ -487,11 +487,11 @@ def test_killed_fetch_resumes_after_its_last_verified_page(sb, tmp_path, monkeyp
 def test_union_members_derive_from_the_id_before_hashing(sb, tmp_path):
     folder = _fetch(sb, "union_members", tmp_path)
     landed = list(csv.DictReader(io.StringIO(_pages(folder)[0].decode())))
-    world = {(m["会员编号"], m["所属工会编码"]): m for m in sb.state.world.union_members(DAY)}
+    world = {(PII.hash(m["会员编号"], "member"), m["所属工会编码"]): m for m in sb.state.world.union_members(DAY)}
     assert len(landed) == len(world)
     statuses = set()
     for row in landed:
-        source = world[row["会员编号"], row["所属工会编码"]]
+        source = world[row["会员编号"], row["所属工会编码"]]  # the member number landed as its keyed hash
         status, year, sex, id_form = inspect_id(source["身份证号"])
         statuses.add(status)
         assert (row["身份证校验"], row["出生年份"], row["性别代码"]) == (status, year, sex)
@@ -499,7 +499,26 @@ def test_union_members_derive_from_the_id_before_hashing(sb, tmp_path):
         assert row["姓名"] == (PII.hash(source["姓名"], "name") or "")
         assert row["手机号"] == (PII.phone(source["手机号"]) or "")
         assert row["会员状态"] == source["会员状态"]  # Chinese text survives GBK -> UTF-8
+        assert row["居住街道"] == source["居住街道"]  # kept: member-only coverage counts are cut by it
     assert {"valid", "bad_check_digit", "old_15_digit"} <= statuses
+
+
+def test_a_landed_union_file_has_no_clear_member_number_or_birth_date(sb, tmp_path):
+    folder = _fetch(sb, "union_members", tmp_path)
+    text = _pages(folder)[0].decode()
+    header, *rows = list(csv.reader(io.StringIO(text)))
+    assert "出生日期" not in header and "申报出生年份" in header
+    members = sb.state.world.union_members(DAY)
+    numbers = {m["会员编号"] for m in members if m["会员编号"]}
+    births = {m["出生日期"] for m in members if m["出生日期"]}
+    cells = {cell for row in rows for cell in row}
+    assert len(numbers) > 100 and len(births) > 100  # the sandbox export does carry both
+    assert not cells & numbers, "a clear member number was landed"
+    assert not cells & births, "a declared birth date was landed"  # as the export spelt it, any format
+    years = {row[header.index("申报出生年份")] for row in rows}
+    assert years - {""} and all(y == "" or re.fullmatch(r"(19|20)\d\d", y) for y in years)
+    hashed = {row[header.index("会员编号")] for row in rows}
+    assert hashed == {PII.hash(n, "member") for n in numbers}
 
 
 def test_station_line_that_is_not_json_is_kept_with_phones_hashed():

@@ -8,7 +8,7 @@ published: the NULL one is the total minus the other parts (or the sum of the pa
 
 from __future__ import annotations
 
-UNION_CELL = "month, platform, occupation, home_street"
+UNION_CELL = "month, platform, occupation, street_basis, street"
 UNION_COUNTS = ("active_riders_in_good_standing", "members_in_good_standing", "new_members", "withdrawals",
                 "expulsions")
 VOLUNTEER_CELLS = ("active_volunteers", "elderly_meal_deliveries", "hazard_reports", "valid_hazard_reports",

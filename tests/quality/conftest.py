@@ -304,27 +304,33 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
     con.execute(
         """
         create table marts.union_coverage_monthly as
-        select date_trunc('month', $day::date)::date as month, platform, occupation, home_street, org_level,
-               union_org_code, union_org_name, $day::date as membership_as_of,
-               case when sup then null else active end as active_riders,
-               case when sup then null else good end as active_riders_in_good_standing,
-               case when sup or active is null then null else good / active end as coverage_rate,
-               case when sup then null else good end as members_in_good_standing,
-               case when sup then null else 2 end as new_members,
-               case when sup then null else 1 end as withdrawals,
-               case when sup then null else 0 end as expulsions,
-               case when sup then 'active_riders,active_riders_in_good_standing,coverage_rate,'
-                   || 'members_in_good_standing,new_members,withdrawals,expulsions'
-                   else '' end as suppressed_cells
+        select date_trunc('month', $day::date)::date as month, platform, occupation, street_basis, street,
+               org_level, union_org_code, union_org_name, $day::date as membership_as_of,
+               case when sup or street_basis = 'residence' then null else active end as active_riders,
+               case when sup or street_basis = 'residence' then null else good end
+                   as active_riders_in_good_standing,
+               case when sup or active is null or street_basis = 'residence' then null else good / active end
+                   as coverage_rate,
+               case when sup or street_basis = 'work' then null else good end as members_in_good_standing,
+               case when sup or street_basis = 'work' then null else 2 end as new_members,
+               case when sup or street_basis = 'work' then null else 1 end as withdrawals,
+               case when sup or street_basis = 'work' then null else 0 end as expulsions,
+               case when not sup then ''
+                    when street_basis = 'residence' then 'members_in_good_standing,new_members,withdrawals,expulsions'
+                    else 'active_riders,active_riders_in_good_standing,coverage_rate' end as suppressed_cells
         from (values
-            ('meituan', 'food_delivery_rider', '北山街道', 'all', 'all', 'all', 20, 15, false),
-            ('eleme', 'delivery_rider_order_feed', 'unknown', 'all', 'all', 'all', 12, 0, false),
-            ('didi', 'ride_hailing_driver', '西溪街道', 'all', 'all', 'all', 0, 3, true),
-            ('meituan', 'food_delivery_rider', '北山街道', 'union', 'EU1', '美团工会', null, 15, false),
-            ('meituan', 'food_delivery_rider', '北山街道', 'industry_federation', 'FD1', '外卖行业工会联合会',
-             null, 15, false),
-            ('all', 'all', 'all', 'district', 'all', 'all', 32, 15, false)
-        ) v(platform, occupation, home_street, org_level, union_org_code, union_org_name, active, good, sup)
+            ('meituan', 'all', 'work', '北山街道', 'all', 'all', 'all', 20, 15, false),
+            ('eleme', 'all', 'work', 'no_unit_delivery', 'all', 'all', 'all', 12, 0, false),
+            ('meituan', 'all', 'work', '北山街道', 'union', 'EU1', '美团工会', null, 15, false),
+            ('meituan', 'food_delivery_rider', 'residence', '北山街道', 'all', 'all', 'all', null, 15, false),
+            ('didi', 'ride_hailing_driver', 'residence', '西溪街道', 'all', 'all', 'all', null, 3, true),
+            ('meituan', 'food_delivery_rider', 'residence', '北山街道', 'union', 'EU1', '美团工会', null, 15,
+             false),
+            ('meituan', 'food_delivery_rider', 'residence', '北山街道', 'industry_federation', 'FD1',
+             '外卖行业工会联合会', null, 15, false),
+            ('all', 'all', 'all', 'all', 'district', 'all', 'all', 32, 15, false)
+        ) v(platform, occupation, street_basis, street, org_level, union_org_code, union_org_name, active,
+            good, sup)
         """,
         {"day": day},
     )

@@ -231,8 +231,8 @@ MART_RULES = [
      f"delete from marts.union_coverage_monthly where {_MONTH}"),
     ("marts", "union_coverage_monthly: every documented column published (dbt docs)",
      "alter table marts.union_coverage_monthly drop column union_org_name"),
-    ("marts", "union_coverage_monthly: one row per month, platform, occupation, street, org level and"
-     " organisation",
+    ("marts", "union_coverage_monthly: one row per month, platform, occupation, street basis, street, org"
+     " level and organisation",
      "insert into marts.union_coverage_monthly select * from marts.union_coverage_monthly"
      " where org_level = 'district'"),
     ("marts", "union_coverage_monthly: platform present",

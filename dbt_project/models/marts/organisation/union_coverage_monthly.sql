@@ -44,15 +44,51 @@ federation_of as (
 
 ),
 
+-- the streets of the units a delivery can land in (a unit missing from the registry has no street)
+unit_streets as (
+
+    select
+        units.unit_id,
+        streets.street_name
+    from {{ ref('units') }} as units
+    inner join {{ ref('streets') }} as streets on units.street_id = streets.street_id
+
+),
+
+-- an active rider in a month has at least one delivery in it, on each platform they delivered for;
+-- each of their deliveries votes for the street of its unit (NULL outside every unit, or for a unit the
+-- registry lacks)
+street_votes as (
+
+    select
+        cast(date_trunc('month', orders.business_date) as date) as month,
+        orders.platform,
+        orders.rider_key,
+        unit_streets.street_name,
+        count(*) as deliveries
+    from {{ ref('int_orders_matched') }} as orders
+    left join unit_streets on orders.unit_id = unit_streets.unit_id
+    where orders.is_delivered and orders.rider_key is not null
+    group by month, orders.platform, orders.rider_key, unit_streets.street_name
+
+),
+
+-- the rider's work street on a platform in a month: the street of the units they delivered to most.
+-- Deliveries outside the units vote for no street; a tie goes to the street whose name sorts first; a
+-- rider whose deliveries all fell outside the units works in 'no_unit_delivery'. So every active rider
+-- has exactly one work street per platform and month.
 active_riders as (
 
-    -- an active rider in a month has at least one delivery in it, on each platform they delivered for
-    select distinct
-        cast(date_trunc('month', business_date) as date) as month,
+    select
+        month,
         platform,
-        rider_key
-    from {{ ref('int_orders_matched') }}
-    where is_delivered and rider_key is not null
+        rider_key,
+        coalesce(street_name, 'no_unit_delivery') as work_street
+    from street_votes
+    qualify row_number() over (
+            partition by month, platform, rider_key
+            order by street_name is null asc, deliveries desc, street_name asc
+        ) = 1
 
 ),
 
@@ -137,10 +173,10 @@ people as (
         member_of_rider.union_code,
         member_of_rider.federation_code,
         member_of_rider.status,
-        -- only the union export knows occupation and residence: a rider who is not a member is known
-        -- only as a delivery rider from the order feeds, living on an unknown street
-        coalesce(member_of_rider.occupation, 'delivery_rider_order_feed') as occupation,
-        coalesce(member_of_rider.home_street, 'unknown') as home_street,
+        active_riders.work_street,
+        -- only the union export knows occupation and residence, so only members have them
+        member_of_rider.occupation,
+        member_of_rider.home_street,
         coalesce(member_of_rider.joined_in_month, false) as joined_in_month,
         coalesce(member_of_rider.withdrew_in_month, false) as withdrew_in_month,
         coalesce(member_of_rider.expelled_in_month, false) as expelled_in_month
@@ -160,6 +196,7 @@ people as (
         members.union_code,
         members.federation_code,
         members.status,
+        null as work_street,
         members.occupation,
         members.home_street,
         members.joined_in_month,
@@ -177,17 +214,64 @@ people as (
 
 ),
 
--- the same people counted at four levels: everyone in the cell ('all'), the members of each union
--- organisation, the members of each industry federation (its unions' members included), and the whole
--- district in one row per month (platform, occupation and street 'all'; a rider counts once however
--- many platforms they delivered for)
+-- the same people counted on two street bases, each at three levels, and once for the whole district.
+-- Bases: 'work' counts the active riders by the street they delivered most in (occupation 'all': it is
+-- known for members only) and carries the rider figures; 'residence' counts the members by their
+-- declared occupation and street of residence and carries the member-only counts. A person's
+-- figures of the other basis are zeroed here and published NULL (see `by_basis`), so that no figure is
+-- counted on both bases. Levels: everyone in the cell ('all'), the members of each union organisation,
+-- the members of each industry federation (its unions' members included). The district row (basis,
+-- platform, occupation and street 'all') counts a rider once however many platforms they delivered for.
+based as (
+
+    select
+        month,
+        platform,
+        'all' as occupation,
+        'work' as street_basis,
+        work_street as street,
+        person_key,
+        true as is_active,
+        cast(null as varchar) as member_id,
+        union_code,
+        federation_code,
+        status,
+        false as joined_in_month,
+        false as withdrew_in_month,
+        false as expelled_in_month
+    from people
+    where is_active
+
+    union all
+
+    select
+        month,
+        platform,
+        occupation,
+        'residence' as street_basis,
+        home_street as street,
+        person_key,
+        false as is_active,
+        member_id,
+        union_code,
+        federation_code,
+        status,
+        joined_in_month,
+        withdrew_in_month,
+        expelled_in_month
+    from people
+    where member_id is not null
+
+),
+
 by_level as (
 
     select
         month,
         platform,
         occupation,
-        home_street,
+        street_basis,
+        street,
         'all' as org_level,
         'all' as union_org_code,
         person_key,
@@ -197,7 +281,7 @@ by_level as (
         joined_in_month,
         withdrew_in_month,
         expelled_in_month
-    from people
+    from based
 
     union all
 
@@ -205,7 +289,8 @@ by_level as (
         month,
         platform,
         occupation,
-        home_street,
+        street_basis,
+        street,
         'union' as org_level,
         union_code as union_org_code,
         person_key,
@@ -215,7 +300,7 @@ by_level as (
         joined_in_month,
         withdrew_in_month,
         expelled_in_month
-    from people
+    from based
     where union_code is not null
 
     union all
@@ -224,7 +309,8 @@ by_level as (
         month,
         platform,
         occupation,
-        home_street,
+        street_basis,
+        street,
         'industry_federation' as org_level,
         federation_code as union_org_code,
         person_key,
@@ -234,7 +320,7 @@ by_level as (
         joined_in_month,
         withdrew_in_month,
         expelled_in_month
-    from people
+    from based
     where federation_code is not null
 
     union all
@@ -243,7 +329,8 @@ by_level as (
         month,
         'all' as platform,
         'all' as occupation,
-        'all' as home_street,
+        'all' as street_basis,
+        'all' as street,
         'district' as org_level,
         'all' as union_org_code,
         person_key,
@@ -263,7 +350,8 @@ cells as (
         month,
         platform,
         occupation,
-        home_street,
+        street_basis,
+        street,
         org_level,
         union_org_code,
         count(distinct person_key) filter (where is_active) as active_riders,
@@ -275,7 +363,7 @@ cells as (
         count(distinct member_id) filter (where withdrew_in_month) as withdrawals,
         count(distinct member_id) filter (where expelled_in_month) as expulsions
     from by_level
-    group by month, platform, occupation, home_street, org_level, union_org_code
+    group by month, platform, occupation, street_basis, street, org_level, union_org_code
 
 ),
 
@@ -285,7 +373,8 @@ published as (
         cells.month,
         cells.platform,
         cells.occupation,
-        cells.home_street,
+        cells.street_basis,
+        cells.street,
         cells.org_level,
         cells.union_org_code,
         month_snapshot.membership_as_of,
@@ -312,6 +401,25 @@ published as (
     left join orgs on cells.union_org_code = orgs.union_code
     left join month_snapshot on cells.month = month_snapshot.month
 
+),
+
+-- the figures of the other basis are NULL, not 0: a residence row counts no riders, a work row no members
+by_basis as (
+
+    select
+        * replace (
+            case when street_basis <> 'residence' then active_riders end as active_riders,
+            case
+                when street_basis <> 'residence' then active_riders_in_good_standing
+            end as active_riders_in_good_standing,
+            case when street_basis <> 'residence' then coverage_rate end as coverage_rate,
+            case when street_basis <> 'work' then members_in_good_standing end as members_in_good_standing,
+            case when street_basis <> 'work' then new_members end as new_members,
+            case when street_basis <> 'work' then withdrawals end as withdrawals,
+            case when street_basis <> 'work' then expulsions end as expulsions
+        )
+    from published
+
 )
 
-select * from published
+select * from by_basis

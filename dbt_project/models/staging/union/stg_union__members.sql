@@ -22,11 +22,8 @@ renamed as (
             nullif(trim(payload ->> '性别代码'), ''),
             case trim(payload ->> '性别') when '男' then 'M' when '女' then 'F' end
         ) as gender,
-        coalesce(
-            try_strptime(trim(payload ->> '出生日期'), '%Y-%m-%d'),
-            try_strptime(trim(payload ->> '出生日期'), '%Y/%m/%d'),
-            try_strptime(trim(payload ->> '出生日期'), '%Y%m%d')
-        )::date as birth_date,
+        -- the ingest lands the declared 出生日期 as its year only (PIPL: minimum necessary)
+        try_cast(nullif(trim(payload ->> '申报出生年份'), '') as integer) as declared_birth_year,
         coalesce(
             try_strptime(trim(payload ->> '入会日期'), '%Y-%m-%d'),
             try_strptime(trim(payload ->> '入会日期'), '%Y/%m/%d'),
@@ -77,7 +74,7 @@ typed as (
         rider_key,
         name_key,
         gender,
-        birth_date,
+        declared_birth_year,
         id_check,
         status,
         status_changed_on,
@@ -88,8 +85,8 @@ typed as (
         record_id,
         fetch_id,
         member_id || '|' || strftime(snapshot_date, '%Y-%m-%d') as member_snapshot_id,
-        -- 出生年份 comes from a usable ID number; the declared 出生日期 fills in for the rest
-        coalesce(id_birth_year, year(birth_date)) as birth_year,
+        -- 出生年份 comes from a usable ID number; the declared birth year fills in for the rest
+        coalesce(id_birth_year, declared_birth_year) as birth_year,
         id_check = 'valid' as has_valid_id,
         count(*) over (partition by member_id, snapshot_date) as union_rows
     from renamed
