@@ -12,15 +12,20 @@ sources as (
 
 -- every date from the first to the last one any platform or station file was loaded for: a date inside
 -- the span that a source never loaded gets its row here, 'partial'
+span as (
+
+    select
+        min(business_date) as first_date,
+        max(business_date) as last_date
+    from sources
+    where source in ('meituan', 'eleme', 'sf', 'shansong', 'stations')
+
+),
+
 dates as (
 
-    select cast(range as date) as business_date
-    from range(
-        (select min(business_date) from sources where source in ('stations', '{{ platforms | join("', '") }}')),
-        (select max(business_date) from sources where source in ('stations', '{{ platforms | join("', '") }}'))
-        + interval 1 day,
-        interval 1 day
-    )
+    select cast(unnest(generate_series(first_date, last_date, interval 1 day)) as date) as business_date
+    from span
 
 ),
 
