@@ -7,7 +7,7 @@ where the rule is about a total (points outstanding, balance violations per date
 day well under a second and keeps rider-level detail inside DuckDB.
 
 Marts are built concurrently by dbt; the frames of mart suites find their columns by the naming
-convention of ``docs/internals.md`` (``share_*``, ``*last100*``, ``suppressed``, ``*outstanding*``,
+convention of ``docs/internals.md`` (``share_*``, ``*last100*``, ``suppressed_cells``, ``*outstanding*``,
 ``month``) instead of hard-coding every indicator column.
 """
 
@@ -154,23 +154,25 @@ def _value_cells(con: duckdb.DuckDBPyConnection, qualified: str) -> list[str]:
         "or data_type like 'DECIMAL%') order by ordinal_position", [schema, table]).fetchall()]
 
 
-def _null_cells(cells: list[str]) -> str:
-    """SQL: for a row flagged ``suppressed``, how many of ``cells`` are NULL (1 for other rows), so one
-    ``>= 1`` expectation says that a suppressed flag never stands beside a fully published row."""
-    nulls = " + ".join(f"({c} is null)::integer" for c in cells)
-    return f"case when m.suppressed then {nulls} else 1 end"
+def _published_suppressed_cells(cells: list[str]) -> str:
+    """SQL: how many names in the row's ``suppressed_cells`` are not a NULL k-anonymised cell of ``cells``
+    (a suppressed cell still published, or a name that is no such cell), so one ``== 0`` expectation says
+    that every cell the row calls suppressed is NULL."""
+    named = "string_split(nullif(m.suppressed_cells, ''), ',')"
+    nulls = " + ".join(f"(m.{c} is null and list_contains({named}, '{c}'))::integer" for c in cells)
+    return f"coalesce(len({named}), 0) - ({nulls})"
 
 
 def unit_access_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.DataFrame:
     """The mart's rows of the date with, beside them, row-wise extremes over every share and minute column
     (so one expectation guards them all), whether the unit and street are in the seeds, and two privacy
-    checks: a row flagged ``suppressed`` has at least one NULL cell, and a published delivery count stands
+    checks: every cell named in ``suppressed_cells`` is NULL, and a published delivery count stands
     on at least K distinct riders (recounted from ``intermediate.int_orders_matched``, not trusted from
     the mart; a count of 0 describes no rider and is published)."""
     table = "marts.unit_access_daily"
     _require(con, table)
     columns = _columns(con, table)
-    missing = {"unit_id", "business_date", "deliveries", "suppressed"} - set(columns)
+    missing = {"unit_id", "business_date", "deliveries", "suppressed_cells"} - set(columns)
     if missing:
         raise FrameUnavailable(f"{table} lacks column(s) {', '.join(sorted(missing))}")
     shares = [c for c in columns if c.startswith("share_")]
@@ -187,7 +189,7 @@ def unit_access_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) ->
                {extreme("least", shares)} as share_min, {extreme("greatest", shares)} as share_max,
                {extreme("least", minutes)} as minutes_min, {extreme("greatest", minutes)} as minutes_max,
                {_known("m.unit_id", "units", "unit_id")} as unit_known,
-               {_null_cells(_value_cells(con, table))} as suppressed_null_cells,
+               {_published_suppressed_cells(_value_cells(con, table))} as published_suppressed_cells,
                case when deliveries > 0 then {riders} else {k_anon()} end as riders_behind_deliveries
         from {table} as m
         where business_date = ?
@@ -227,7 +229,7 @@ class MartFrame:
 
     ``period`` is the SQL condition that picks the period of the business date (``$day``); each value of
     ``checks`` is SQL over the mart's row ``m`` (and may query seeds or other marts for ``$day``);
-    ``private`` are the k-anonymised cells, of which a row flagged ``suppressed`` must have one NULL
+    ``private`` are the k-anonymised cells, each NULL where the row's ``suppressed_cells`` names it
     (empty for a mart without a privacy rule, pipeline_runs).
     """
 
@@ -240,7 +242,7 @@ class MartFrame:
         _require(con, self.table)
         derived = list(self.checks)
         if self.private:
-            derived.append(("suppressed_null_cells", _null_cells(list(self.private))))
+            derived.append(("published_suppressed_cells", _published_suppressed_cells(list(self.private))))
         select = ",\n".join(f"({sql}) as {name}" for name, sql in derived)
         try:
             return con.execute(

@@ -21,13 +21,13 @@
     {{ status_of_rank('least(' ~ ranks | join(', ') ~ ')') }}
 {%- endmacro %}
 
-{#- Every column of the select's relation but `keep`, `status_column` and `suppressed`, NULL on a row whose
+{#- Every column of the select's relation but `keep`, `status_column` and `suppressed_cells`, NULL on a row whose
     status is 'partial' (its source was never fetched for the date) and as is otherwise, under its own
     name and in its order. For a mart whose figures all come from the one feed group the row's status
-    describes; `suppressed` says only whether the privacy rule nulled a cell. -#}
+    describes; `suppressed_cells` names only the cells the privacy rule nulled. -#}
 {% macro null_when_partial(status_column, keep) -%}
     case
         when {{ status_column }} = 'partial' then null
-        else columns(* exclude ({{ (keep + [status_column, 'suppressed']) | join(', ') }}))
+        else columns(* exclude ({{ (keep + [status_column, 'suppressed_cells']) | join(', ') }}))
     end
 {%- endmacro %}

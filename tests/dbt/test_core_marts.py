@@ -84,13 +84,16 @@ def test_unit_access_daily_busy_unit(built):
     assert row["share_entry_code_or_nfc"] == pytest.approx(4 / 6)
     assert row["share_entry_order_show"] == pytest.approx(1 / 6)
     assert row["share_entry_registration"] == pytest.approx(1 / 6)
-    # of 8 deliveries: rider bay 4, roadside 2, locker 2
-    assert row["share_parked_rider_bay"] == pytest.approx(0.5)
-    assert row["share_parked_roadside"] == pytest.approx(0.25)
-    assert row["share_locker"] == pytest.approx(0.25)
+    # of 8 deliveries: rider bay 4, roadside 2, locker 2, each by fewer than K riders: times the published
+    # deliveries these shares would give those counts back, so they are NULL
+    assert row["share_parked_rider_bay"] is None
+    assert row["share_parked_roadside"] is None
+    assert row["share_locker"] is None
     assert row["elderly_meal_deliveries"] is None  # 2 riders < K
     assert row["is_friendly"] is True
-    assert row["suppressed"] is True
+    # exactly the NULLed cells, in column order
+    assert row["suppressed_cells"] == (
+        "cancellations,share_parked_rider_bay,share_parked_roadside,share_locker,elderly_meal_deliveries")
 
 
 def test_unit_access_daily_suppresses_small_unit(built):
@@ -100,7 +103,7 @@ def test_unit_access_daily_suppresses_small_unit(built):
     )
     assert row["deliveries"] is None  # 3 riders < K
     assert row["median_last100_min"] is None
-    assert row["suppressed"] is True
+    assert {"deliveries", "median_last100_min"} <= set(row["suppressed_cells"].split(","))
 
 
 # ------------------------------------------------------------------------------ friendly_effect
@@ -113,7 +116,7 @@ def test_friendly_effect_difference_in_differences(built):
         r[0]: r for r in built.query(
             "select unit_type, units_adopted, units_measured, after_window_deliveries, naive_saving_min, "
             "did_saving_min, did_saving_ci_low_min, deliveries_last_30_days, rider_hours_saved_per_month, "
-            "suppressed from marts.friendly_effect where reporting_date = ?", [R],
+            "suppressed_cells from marts.friendly_effect where reporting_date = ?", [R],
         )
     }
     assert set(rows) == {u.unit_type for u in units} | {"all"}
@@ -128,9 +131,9 @@ def test_friendly_effect_difference_in_differences(built):
         assert naive == pytest.approx(4.0)  # -(6 - 10)
         assert did == pytest.approx(3.0)  # (8 - 9) - (6 - 10)
         assert ci_low is None  # one unit: no standard deviation
-        assert last30 == 3
-        assert hours == pytest.approx(3.0 * 3 / 60)
-        assert suppressed is False
+        # the last 30 days' 3 deliveries are by fewer than K riders: NULL, and the rider-hours from them
+        assert last30 is None and hours is None
+        assert suppressed == "deliveries_last_30_days,rider_hours_saved_per_month"
     assert rows["hospital"][2] == 0 and rows["hospital"][5] is None
 
 
@@ -146,28 +149,32 @@ def test_station_usage_daily(built):
     assert row["services_water"] is None  # 1 rider
     assert row["canteen_meals"] is None and row["avg_meal_price_cents"] is None  # 2 riders
     assert row["points_redeemed"] is None  # 2 riders
-    assert row["suppressed"] is True
+    assert set(row["suppressed_cells"].split(",")) == {
+        "services_water", "canteen_meals", "avg_meal_price_cents", "points_redeemed"}
     # The late check-in came in R's file but belongs to its own date, R-1.
     late = built.row(
         "select * from marts.station_usage_daily where station_id = 'NF-0002' and event_date = ?",
         [R - timedelta(days=1)],
     )
-    assert late["visits"] is None and late["suppressed"] is True
+    assert late["visits"] is None and "visits" in late["suppressed_cells"].split(",")
 
 
 # ------------------------------------------------------------------------------ volunteers
+SMALL_VOLUNTEER_CELLS = "elderly_meal_deliveries,hazard_reports,valid_hazard_reports,emergency_assists,points_redeemed"
+
+
 def test_volunteer_activity_monthly(built):
     team_street = built.query("select street_id from seeds.volunteer_teams where team_id = 'VT-01'")[0][0]
     rows = built.query(
         "select rollup_level, team_id, street_id, active_volunteers, hazard_reports, emergency_assists, "
-        "points_earned, points_redeemed, points_outstanding, elderly_meal_deliveries, suppressed "
+        "points_earned, points_redeemed, points_outstanding, elderly_meal_deliveries, suppressed_cells "
         "from marts.volunteer_activity_monthly where month = date '2026-11-01' order by rollup_level desc",
     )
     assert rows == [
         # 5 members; earned 5 x 10 + 5 + 5 + 20 = 80; redeemed 8 by 2 riders (NULL); outstanding 80 - 8 = 72;
         # hazard reports (2 riders), the assist (1) and elderly meals (2 riders) are NULL.
-        ("team", "VT-01", team_street, 5, None, None, 80, None, 72, None, True),
-        ("street", None, team_street, 5, None, None, 80, None, 72, None, True),
+        ("team", "VT-01", team_street, 5, None, None, 80, None, 72, None, SMALL_VOLUNTEER_CELLS),
+        ("street", None, team_street, 5, None, None, 80, None, 72, None, SMALL_VOLUNTEER_CELLS),
     ]
     balances = built.query("select min(balance_after) from intermediate.int_rider_points_ledger")
     assert balances[0][0] >= 0
@@ -205,7 +212,7 @@ def test_street_coverage_monthly(built):
         to_friendly = sum(1 for o, u in mine if u.friendly_since and u.friendly_since <= o.ordered.date())
         assert row["share_deliveries_to_friendly_units"] == pytest.approx(to_friendly / len(mine))
     else:
-        assert row["deliveries"] is None and row["suppressed"] is True
+        assert row["deliveries"] is None and "deliveries" in row["suppressed_cells"].split(",")
 
 
 # ------------------------------------------------------------------------------ privacy
@@ -246,7 +253,7 @@ def test_incremental_rebuild_takes_late_corrections_inside_the_window_only(built
     assert built_copy.query("select count(*) from intermediate.int_orders_matched")[0][0] == before
     # The corrected delivery now counts on D-1, and alone (1 rider < K) it is suppressed.
     row = built_copy.row(
-        "select deliveries, suppressed from marts.unit_access_daily where unit_id = ? and business_date = ?",
+        "select deliveries, suppressed_cells from marts.unit_access_daily where unit_id = ? and business_date = ?",
         [built_copy.scenario.busy.unit_id, R - timedelta(days=1)],
     )
-    assert (row["deliveries"], row["suppressed"]) == (None, True)
+    assert row["deliveries"] is None and "deliveries" in row["suppressed_cells"].split(",")

@@ -304,7 +304,7 @@ def built(tmp_path_factory):
 
 
 COVERAGE_COLUMNS = ("active_riders, active_riders_in_good_standing, coverage_rate, members_in_good_standing, "
-                    "new_members, withdrawals, expulsions, suppressed, membership_as_of")
+                    "new_members, withdrawals, expulsions, suppressed_cells, membership_as_of")
 
 
 def coverage_row(built, month: date, platform: str, occupation: str, street: str, level: str, org: str):
@@ -328,32 +328,43 @@ def test_union_staging_dedupes_transfers_and_flags_id_defects(built):
 def test_coverage_october_cell_by_hand(built):
     # Riders 1-5 are members M1, M2, M3, M4, M6 (via hashed phone); M4 withdrew on 20 Oct.
     # In good standing at month end: M1, M2, M3, M6 -> 4 of 5 active riders; new: M2, M3; withdrawn: M4.
+    # Every one of those counts is of fewer than K people (the 5 active riders included: secondary
+    # suppression hides them because the order-feed cell's lone rider is the only other cell under the
+    # district's active riders), so each is NULL and named; the expulsions, 0, describe no one.
     row = coverage_row(built, date(2026, 10, 1), "meituan", "food_delivery_rider", "北山街道", "all", "all")
-    assert row == (5, 4, pytest.approx(0.8), 4, 2, 1, 0, False, OCT31)
+    assert row == (None, None, None, None, None, None, 0, ",".join((
+        "active_riders_in_good_standing", "coverage_rate", "members_in_good_standing", "new_members",
+        "withdrawals", "active_riders")), OCT31)
 
 
 def test_coverage_november_uses_the_later_export(built):
     # 2 Nov export: M3 auto-withdrawn on 1 Nov, rider 6 joined as M7. Active 1-6, good standing M1 M2 M6 M7.
+    # 6 active riders are published; the 4 in good standing, 1 new member and 1 withdrawal are counts of
+    # fewer than K people, so they (and the rate 4/6, which times 6 gives 4 back) are NULL.
+    small = "active_riders_in_good_standing,coverage_rate,members_in_good_standing,new_members,withdrawals"
     row = coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "北山街道", "all", "all")
-    assert row == (6, 4, pytest.approx(4 / 6), 4, 1, 1, 0, False, NOV2)
+    assert row == (6, None, None, None, None, None, 0, small, NOV2)
     # the same members rolled up to their union and to its industry federation: no coverage rate there,
     # because riders who are not members belong to no organisation
     for level, org in (("union", "EU01"), ("industry_federation", "FD01")):
         assert coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "北山街道", level,
-                            org) == (None, 4, None, 4, 1, 1, 0, False, NOV2)
+                            org) == (None, None, None, None, None, None, 0, small, NOV2)
 
 
 def test_coverage_district_row_and_small_cells_suppressed(built):
     # October, whole district: riders 1-6 active (rider 6 not a member), 4 in good standing; M5 counts as a
     # member in good standing who delivered nothing.
+    # 4 in good standing are fewer than K people: NULL with the rate; the 5 members are published.
     row = coverage_row(built, date(2026, 10, 1), "all", "all", "all", "district", "all")
-    assert row[:4] == (6, 4, pytest.approx(4 / 6), 5)
+    assert row[:4] == (6, None, None, 5)
+    assert row[7] == "active_riders_in_good_standing,coverage_rate,new_members,withdrawals"
     # rider 6 alone in October: non-members are known only from the order feed, street unknown
     lone = coverage_row(built, date(2026, 10, 1), "meituan", "delivery_rider_order_feed", "unknown", "all",
                         "all")
-    assert lone[:7] == (None,) * 7 and lone[7] is True
+    # (its 0 members describe no one and are published)
+    assert lone[:3] == (None, 0, None) and lone[7] == "active_riders,coverage_rate"
     didi = coverage_row(built, date(2026, 10, 1), "didi", "ride_hailing_driver", "西溪街道", "all", "all")
-    assert didi[7] is True
+    assert didi[3] is None and didi[7] == "members_in_good_standing"
 
 
 def test_membership_snapshot_keeps_history_by_export_date(built):
@@ -383,7 +394,7 @@ def test_service_circle_matches_brute_force(built):
         cell["riders"].add(rider_no)
     got = {(r[0], r[1]): r[2:] for r in query(warehouse, """
         select business_date, street_id, deliveries, deliveries_within_reach, active_riders,
-               riders_visited_30d, suppressed
+               riders_visited_30d, suppressed_cells
         from marts.service_circle_daily where business_date in (?, ?)""", [scenario.d1, scenario.d2])}
     assert set(got) == set(expected)
     published = 0
@@ -392,10 +403,15 @@ def test_service_circle_matches_brute_force(built):
         visited = {r for r in cell["riders"] if any(v == r and day - timedelta(days=29) <= d <= day
                                                     for v, d in visits)}
         if len(cell["riders"]) < K_ANON:
-            assert got[key] == (None, None, None, None, True), key
+            assert got[key][:4] == (None, None, None, None), key
+            assert {"deliveries", "active_riders"} <= set(got[key][4].split(",")), key
         else:
             published += 1
-            assert got[key] == (cell["n"], cell["within"], len(cell["riders"]), len(visited), False), key
+            # riders_visited_30d counts people: NULL when 1..K-1 of them visited
+            small = 0 < len(visited) < K_ANON
+            assert got[key][:4] == (cell["n"], cell["within"], len(cell["riders"]),
+                                    None if small else len(visited)), key
+            assert ("riders_visited_30d" in got[key][4].split(",")) is small, key
     assert published >= 2  # the check above compared real figures, not only suppressed cells
     # the lonely points are reached only through T, which opens on d2
     assert [scenario.within_reach(d, *p) for d in (scenario.d1, scenario.d2) for p in scenario.lonely] == [
@@ -406,16 +422,17 @@ def test_district_kpis_take_the_latest_load_of_each_partition(built):
     rows = query(built["warehouse"], """
         select business_date, deliveries, meituan_fetched, meituan_loaded, meituan_quarantined,
                meituan_duplicates_removed, union_members_loaded, eleme_fetched, station_visits, points_earned,
-               suppressed, union_coverage_month, union_coverage_rate
+               suppressed_cells, union_coverage_month, union_coverage_rate
         from marts.district_daily_kpis where business_date in ('2026-11-01', '2026-11-02') order by 1""")
     nov1, nov2 = rows
     # 1 Nov: run_b's reload (7/7/0) replaced run_a's (7/6/1); 6 deliveries by 6 riders; rider 1's check-in
     # and points are one rider's, so those cells are suppressed and the row says so
     assert nov1[:8] == (NOV1, 6, 7, 7, 0, 0, None, 0)
-    assert nov1[8:11] == (None, None, True)
+    assert nov1[8:11] == (None, None, "station_visits,points_earned,points_redeemed")
     assert nov2[:8] == (NOV2, 6, 8, 6, 1, 1, 8, 0)
-    # November district coverage: riders 1-6 active, 4 in good standing
-    assert nov2[11:] == (date(2026, 11, 1), pytest.approx(4 / 6))
+    # November district coverage: riders 1-6 active, 4 in good standing, fewer than K people: the rate is
+    # suppressed in union_coverage_monthly and so here
+    assert nov2[11:] == (date(2026, 11, 1), None)
 
 
 def test_pipeline_runs_before_and_after_the_gates(built):

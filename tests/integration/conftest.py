@@ -97,11 +97,11 @@ def dbt_paths(data_dir: Path) -> list[str]:
             "--target-path", str(data_dir / "dbt" / "target"), "--log-path", str(data_dir / "dbt" / "logs")]
 
 
-def run_dbt(data_dir: Path, command: str, business_date: date, *extra: str) -> str:
-    """One dbt command (``"build"``, ``"source freshness"``) in a subprocess for ``business_date``;
-    returns its output, raises on failure."""
+def run_dbt(data_dir: Path, command: str, business_date: date, *extra: str, **run_vars) -> str:
+    """One dbt command (``"build"``, ``"source freshness"``) in a subprocess for ``business_date``, with
+    ``run_vars`` as further dbt vars; returns its output, raises on failure."""
     cmd = [str(DBT), *command.split(), *dbt_paths(data_dir),
-           "--vars", json.dumps(dbt_vars(business_date=business_date.isoformat())), *extra]
+           "--vars", json.dumps(dbt_vars(business_date=business_date.isoformat(), **run_vars)), *extra]
     result = subprocess.run(cmd, cwd=DBT_PROJECT, env=dbt_env(data_dir), capture_output=True, text=True,
                             timeout=900)
     if result.returncode != 0:

@@ -2,9 +2,10 @@
 
 - No published table carries a rider key: no column named like one, and no text value shaped like the
   32-hex keyed hashes the ingest writes for phones, ID numbers and names.
-- No published value is computed from fewer than K distinct riders: rider counts are 0 or >= K, and the
-  cells that count deliveries or visits are recounted here from intermediate/staging rows: a published
-  value stands on >= K riders, a NULL one on 1..K-1, and the row says `suppressed`.
+- No published value is computed from fewer than K distinct people: every count of people is 0 or >= K,
+  and the cells that count deliveries, visits, points or members are recounted here from
+  intermediate/staging rows: a published value stands on >= K people, a NULL one on 1..K-1 (or was hidden
+  by secondary suppression), and the row's `suppressed_cells` names exactly its NULLed cells.
 """
 
 from __future__ import annotations
@@ -46,87 +47,140 @@ def test_no_rider_key_column_or_value(district):
             assert not [v for v in values if v and HEX32.match(v)], (table, column)
 
 
-# Published counts of people: the population a row describes, and the sub-counts taken out of it.
-POPULATIONS = ("active_riders", "distinct_riders", "active_volunteers")
-SUB_COUNTS = {"active_riders_in_good_standing": "active_riders", "riders_visited_30d": "active_riders"}
+# Published counts of people, by the column's name: each counts the people it names, so its own value is
+# the number of people behind it.
+PEOPLE_COUNTS = ("active_riders", "distinct_riders", "active_volunteers", "riders_visited_30d",
+                 "active_riders_in_good_standing", "members_in_good_standing", "new_members", "withdrawals",
+                 "expulsions")
+PEOPLE_WORDS = re.compile(r"riders|volunteers|members|withdrawals|expulsions")
+# Data health: rows of a source's whole file per stage (union_members_fetched...), not cells of people.
+LOAD_COUNTS = re.compile(r"_(fetched|loaded|quarantined|duplicates_removed)$")
 
 
-def test_rider_counts_are_zero_or_at_least_k(district):
-    """Every published count of riders or volunteers is 0 or >= K (a count of 1..K-1 would name them);
-    a sub-count (members among the active riders) may be small only when its row's population is >= K:
-    it is then a share of K or more riders, as the rate beside it is."""
+def test_people_counts_are_zero_or_at_least_k(district):
+    """indicators.md: a cell that counts fewer than K distinct people is suppressed, every count in every
+    mart, members, new members and withdrawals included (checked against the people each count counts, not
+    the row's population). Every published count of people is 0 or >= K."""
     checked = set()
+    small = {}
     for table, columns in mart_columns(district).items():
-        names = [c for c, _ in columns]
         for column, dtype in columns:
-            if column in POPULATIONS:
-                small = district.scalar(
-                    f'select count(*) from marts."{table}" where "{column}" between 1 and {K - 1}')
-                assert small == 0, (table, column)
+            if column in PEOPLE_COUNTS:
+                n = district.scalar(f'select count(*) from marts."{table}" where "{column}" between 1 and {K - 1}')
+                if n:
+                    small[f"{table}.{column}"] = n
                 checked.add(column)
-            elif column in SUB_COUNTS and SUB_COUNTS[column] in names:
-                population = SUB_COUNTS[column]
-                small = district.scalar(
-                    f'select count(*) from marts."{table}" where "{column}" between 1 and {K - 1} '
-                    f'and "{population}" is not null and "{population}" < {K}')
-                assert small == 0, (table, column)
-                checked.add(column)
-            elif dtype in ("BIGINT", "INTEGER", "HUGEINT"):
-                assert not re.search(r"riders|volunteers", column), (
-                    f"{table}.{column}: a count of people this test does not know")
-    assert checked >= set(POPULATIONS) | set(SUB_COUNTS)
+            elif dtype in ("BIGINT", "INTEGER", "HUGEINT") and not LOAD_COUNTS.search(column):
+                assert not PEOPLE_WORDS.search(column), f"{table}.{column}: a count of people this test does not know"
+    assert not small, f"published counts of 1..{K - 1} people: {small}"
+    assert checked == set(PEOPLE_COUNTS)
 
 
-@pytest.mark.parametrize("cell, riders_filter", [
-    ("deliveries", "is_delivered"),
-    ("cancellations", "status = 'cancelled'"),
-    ("median_last100_min", "last100_plausible"),
-])
-def test_unit_access_daily_cells_recounted(district, cell, riders_filter):
-    rows = district.query(f"""
-        with riders as (
-            select unit_id, business_date, count(distinct rider_key) filter (where {riders_filter}) as n
-            from intermediate.int_orders_matched where unit_id is not null
-            group by unit_id, business_date
-        )
-        select m.{cell} is null as nulled, m.suppressed, coalesce(r.n, 0) as n
-        from marts.unit_access_daily m
-        left join riders r using (unit_id, business_date)""")
-    assert rows
-    published_small = [r for r in rows if not r[0] and 0 < r[2] < K]
-    assert not published_small, f"{len(published_small)} {cell} cells published from < {K} riders"
-    nulled = [r for r in rows if r[0] and 0 < r[2] < K]
-    assert nulled, "the fixture should hold small cells to suppress"
-    assert all(suppressed for _, suppressed, _ in nulled)
-    # A NULL never hides a cell that had enough riders.
-    assert not [r for r in rows if r[0] and r[2] >= K]
-
-
-def test_station_usage_daily_visits_recounted(district):
+def test_union_membership_counts_recounted(district):
+    """The district row's membership counts recounted from staging (the month's export): each published
+    one equals the recount and stands on >= K members; each NULL one is a recount of 1..K-1, or is named
+    by secondary suppression."""
     rows = district.query("""
-        with riders as (
-            select station_id, event_date, count(distinct rider_key) as n
-            from staging.stg_stations__events where event_type = 'check_in'
-            group by station_id, event_date
+        with snap as (
+            select m.month, max(e.snapshot_date) as as_of
+            from (select distinct month from marts.union_coverage_monthly) m
+            join (select distinct snapshot_date from staging.stg_union__members) e
+              on e.snapshot_date < m.month + interval 1 month
+            group by m.month
+        ),
+        recount as (
+            select snap.month,
+                   count(distinct member_id) filter (where status = 'in_good_standing') as good,
+                   count(distinct member_id) filter (
+                       where joined_on >= snap.month and joined_on < snap.month + interval 1 month) as joined
+            from snap join staging.stg_union__members s on s.snapshot_date = snap.as_of
+            group by snap.month
         )
-        select m.visits is null, m.suppressed, coalesce(r.n, 0)
-        from marts.station_usage_daily m left join riders r using (station_id, event_date)
-        where m.status <> 'partial'""")
+        select u.month, u.members_in_good_standing, r.good, u.new_members, r.joined, u.suppressed_cells
+        from marts.union_coverage_monthly u join recount r using (month)
+        where u.org_level = 'district'""")
     assert rows
-    assert not [r for r in rows if not r[0] and 0 < r[2] < K]
-    assert all(r[1] for r in rows if r[0] and 0 < r[2] < K)
-    # A NULL never hides a cell that had enough riders, except on a date whose file was never fetched,
-    # where every figure is NULL whatever its riders (the status rule, tests/integration/test_row_status.py).
-    assert not [r for r in rows if r[0] and r[2] >= K]
+    for month, good, good_n, joined, joined_n, named in rows:
+        for value, n, column in ((good, good_n, "members_in_good_standing"), (joined, joined_n, "new_members")):
+            if value is None:
+                assert 0 < n < K or column in named.split(","), (month, column, n)
+            else:
+                assert value == n and (n == 0 or n >= K), (month, column, value, n)
+
+
+# Counts of events (deliveries, visits, points) and the people each stands on, recounted from
+# intermediate/staging: (mart, column, key columns, SQL giving the keys and n = distinct riders).
+_ORDERS = "intermediate.int_orders_matched"
+_EVENTS = "staging.stg_stations__events"
+_UNIT_STREET = f"""(select o.*, coalesce(u.street_id, 'unmatched') as street_id,
+                           cast(date_trunc('month', o.business_date) as date) as month
+                    from {_ORDERS} o left join seeds.units u using (unit_id))"""
+EVENT_COUNTS = [
+    ("unit_access_daily", "deliveries", "unit_id, business_date",
+     f"select unit_id, business_date, count(distinct rider_key) filter (where is_delivered) as n "
+     f"from {_ORDERS} where unit_id is not null group by all"),
+    ("unit_access_daily", "cancellations", "unit_id, business_date",
+     f"select unit_id, business_date, count(distinct rider_key) filter (where status = 'cancelled') as n "
+     f"from {_ORDERS} where unit_id is not null group by all"),
+    ("unit_access_daily", "elderly_meal_deliveries", "unit_id, business_date",
+     f"select unit_id, business_date, count(distinct rider_key) filter (where is_delivered and elderly_meal) "
+     f"as n from {_ORDERS} where unit_id is not null group by all"),
+    ("service_circle_daily", "deliveries", "street_id, business_date",
+     f"select street_id, business_date, count(distinct rider_key) as n from {_UNIT_STREET} "
+     "where is_delivered group by all"),
+    ("street_coverage_monthly", "deliveries", "street_id, month",
+     f"select street_id, month, count(distinct rider_key) as n from {_UNIT_STREET} "
+     "where is_delivered and unit_id is not null group by all"),
+    ("district_daily_kpis", "deliveries", "business_date",
+     f"select business_date, count(distinct rider_key) as n from {_ORDERS} where is_delivered group by all"),
+    ("district_daily_kpis", "station_visits", "business_date",
+     f"select event_date as business_date, count(distinct rider_key) as n from {_EVENTS} "
+     "where event_type = 'check_in' group by all"),
+    ("district_daily_kpis", "points_earned", "business_date",
+     f"select event_date as business_date, count(distinct rider_key) as n from {_EVENTS} "
+     "where event_type = 'points_earn' group by all"),
+    ("station_usage_daily", "visits", "station_id, event_date",
+     f"select station_id, event_date, count(distinct rider_key) as n from {_EVENTS} "
+     "where event_type = 'check_in' group by all"),
+    ("station_usage_daily", "canteen_meals", "station_id, event_date",
+     f"select station_id, event_date, count(distinct rider_key) as n from {_EVENTS} "
+     "where event_type = 'service' and service = 'meal' group by all"),
+    ("station_usage_daily", "points_redeemed", "station_id, event_date",
+     f"select station_id, event_date, count(distinct rider_key) as n from {_EVENTS} "
+     "where event_type = 'points_redeem' group by all"),
+    ("station_usage_daily", "services_charging", "station_id, event_date",
+     f"select station_id, event_date, count(distinct rider_key) as n from {_EVENTS} "
+     "where event_type = 'service' and service = 'charging' group by all"),
+]
+
+
+@pytest.mark.parametrize("mart, cell, keys, recount", EVENT_COUNTS, ids=[f"{m}.{c}" for m, c, *_ in EVENT_COUNTS])
+def test_event_counts_stand_on_k_riders(district, mart, cell, keys, recount):
+    """Every published count of events stands on >= K distinct riders (or on none, a count of 0); every
+    cell of 1..K-1 riders is NULL and named in suppressed_cells; a NULL never hides a cell of >= K riders
+    unless suppressed_cells names it (secondary suppression)."""
+    on = " and ".join(f"m.{k.strip()} = r.{k.strip()}" for k in keys.split(","))
+    rows = district.query(f"""
+        select m.{cell}, coalesce(r.n, 0) as n,
+               list_contains(string_split(m.suppressed_cells, ','), '{cell}') as named
+        from marts.{mart} m left join ({recount}) r on {on}""")
+    assert rows
+    published_small = [r for r in rows if r[0] is not None and 0 < r[1] < K]
+    assert not published_small, f"{len(published_small)} {mart}.{cell} published from 1..{K - 1} riders"
+    assert not [r for r in rows if r[0] not in (None, 0) and r[1] == 0], "a count of events of no rider"
+    assert all(named for value, n, named in rows if 0 < n < K)
+    assert not [r for r in rows if r[0] is None and r[1] > 0 and not r[2]], (
+        "a NULL count that suppressed_cells does not name")
+    assert not [r for r in rows if r[0] is not None and r[2]], "a named cell that is published"
 
 
 def test_friendly_effect_groups_stand_on_k_riders(district):
     """Each published estimate stands on the riders of its measured units' window deliveries (final status
     delivered, whatever their last-100 value)."""
-    for unit_type, did, suppressed in district.query(
-        "select unit_type, did_saving_min, suppressed from marts.friendly_effect where units_measured > 0"
+    for unit_type, did, named in district.query(
+        "select unit_type, did_saving_min, suppressed_cells from marts.friendly_effect where units_measured > 0"
     ):
-        assert did is not None and not suppressed, unit_type
+        assert did is not None and "did_saving_min" not in named.split(","), unit_type
     riders = dict(district.query("""
         select u.unit_type, count(distinct o.rider_key)
         from intermediate.int_orders_matched o join seeds.units u using (unit_id)
@@ -138,23 +192,19 @@ def test_friendly_effect_groups_stand_on_k_riders(district):
 
 
 def _suppressed_cells(path) -> tuple[int, int]:
-    """(rows flagged suppressed, NULL numeric cells in them) over every mart with a `suppressed` flag."""
+    """(rows with a suppressed cell, cells named in suppressed_cells) over every mart."""
     import duckdb
 
     rows = cells = 0
     with duckdb.connect(str(path), read_only=True) as con:
         tables = [t for (t,) in con.execute(
             "select table_name from information_schema.columns where table_schema = 'marts' "
-            "and column_name = 'suppressed' order by 1").fetchall()]
+            "and column_name = 'suppressed_cells' order by 1").fetchall()]
         for table in tables:
-            numeric = [c for (c,) in con.execute(
-                "select column_name from information_schema.columns where table_schema = 'marts' "
-                "and table_name = ? and data_type in ('BIGINT', 'INTEGER', 'DOUBLE', 'HUGEINT') "
-                "or (table_schema = 'marts' and table_name = ? and data_type like 'DECIMAL%')",
-                [table, table]).fetchall()]
-            nulls = " + ".join(f'("{c}" is null)::int' for c in numeric) or "0"
-            r, n = con.execute(f'select count(*), coalesce(sum({nulls}), 0) from marts."{table}" '
-                               "where suppressed").fetchone()
+            r, n = con.execute(
+                "select count(*) filter (where suppressed_cells <> ''), "
+                "coalesce(sum(len(string_split(nullif(suppressed_cells, ''), ','))), 0) "
+                f'from marts."{table}"').fetchone()
             rows, cells = rows + r, cells + n
     return rows, cells
 
@@ -185,5 +235,5 @@ def test_one_k_reaches_dbt_and_the_gate(district, tmp_path, monkeypatch):
     at_10 = run_gate("marts", data_dir / "warehouse" / "xihu.duckdb", day, "k10", raise_on_failure=False)
     assert at_10.success, at_10.summary
     k10 = _suppressed_cells(data_dir / "warehouse" / "xihu.duckdb")
-    print(f"\nsuppressed rows / NULL cells in them: K=5 {k5}, K=10 {k10}")
+    print(f"\nrows with a suppressed cell / suppressed cells: K=5 {k5}, K=10 {k10}")
     assert k10[0] > k5[0] and k10[1] > k5[1]

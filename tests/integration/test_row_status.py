@@ -86,7 +86,7 @@ def test_the_day_before_the_first_station_file_is_partial_with_null_figures(runs
     assert all(r[c] is None for r in stations for c in FIGURES["station_usage_daily"])
     # the same stations' rows of a fetched day publish those figures (nothing is suppressed at K = 1)
     fetched = [r for r in first["station_usage_daily"] if r["event_date"] == D1 - timedelta(days=1)]
-    assert fetched and all(r["visits"] is not None and not r["suppressed"] for r in fetched)
+    assert fetched and all(r["visits"] is not None and r["suppressed_cells"] == "" for r in fetched)
     # No platform or station was fetched for that day: if the headline has a row for it, it says so too.
     for row in (r for r in first["district_daily_kpis"] if r["business_date"] == BEFORE):
         assert row["status"] == "partial" and all(row[c] is None for c in FIGURES["district_daily_kpis"])

@@ -160,7 +160,7 @@ def _build_drift_measures(con: duckdb.DuckDBPyConnection, days: list[dt.date]) -
 
 def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
     """Every mart of the marts gate, consistent with the seeds, the load audit and each other; each has
-    one suppressed row whose k-anonymised cells are NULL."""
+    one suppressed row whose k-anonymised cells are NULL and named in suppressed_cells."""
     dates = "range(?::date - 7, ?::date + 1, interval 1 day) r(d)"
     con.execute(
         f"""
@@ -178,7 +178,11 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when u = 9 then null else 0.5::double end as share_parked_roadside,
                case when u = 9 then null else 0.1::double end as share_locker,
                case when u = 9 then null else u % 2 end as elderly_meal_deliveries,
-               u = 9 as suppressed
+               case when u = 9 then 'deliveries,cancellations,median_last100_min,p90_last100_min,'
+                   || 'share_entry_code_or_nfc,share_entry_order_show,'
+                   || 'share_entry_registration,share_parked_rider_bay,share_parked_roadside,'
+                   || 'share_locker,elderly_meal_deliveries' else '' end
+                   as suppressed_cells
         from range(1, 11) t(u), {dates}, seeds.units s
         where s.unit_id = 'U' || lpad(u::varchar, 4, '0')
         """,
@@ -202,10 +206,10 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                6 as active_volunteers, 2 as elderly_meal_deliveries, 3 as hazard_reports,
                2 as valid_hazard_reports, 1 as emergency_assists,
                20 + row_number() over (order by team_id) as points_earned, 5 as points_redeemed,
-               15 + row_number() over (order by team_id) as points_outstanding, false as suppressed
+               15 + row_number() over (order by team_id) as points_outstanding, '' as suppressed_cells
         from seeds.volunteer_teams
         union all
-        select date_trunc('month', ?::date)::date, 'street', null, street_id, 6, 2, 3, 2, 1, 40, 10, 30, false
+        select date_trunc('month', ?::date)::date, 'street', null, street_id, 6, 2, 3, 2, 1, 40, 10, 30, ''
         from seeds.streets
         """,
         [day, day],
@@ -221,7 +225,10 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when sup then null else 2.7::double end as did_saving_ci_high_min,
                case when sup then null else 900 end as deliveries_last_30_days,
                case when sup then null else 27.0::double end as rider_hours_saved_per_month,
-               sup as suppressed
+               case when sup then 'after_window_deliveries,naive_saving_min,did_saving_min,'
+                   || 'did_saving_ci_low_min,did_saving_ci_high_min,deliveries_last_30_days,'
+                   || 'rider_hours_saved_per_month'
+                   else '' end as suppressed_cells
         from (select unit_type, unit_type = 'construction_site' as sup
               from unnest($types::varchar[]) t(unit_type))
         """,
@@ -248,7 +255,8 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when street_id = 'S11' then null else 400 end as deliveries,
                case when street_id = 'S11' then null else 0.4::double end
                    as share_deliveries_to_friendly_units,
-               street_id = 'S11' as suppressed
+               case when street_id = 'S11' then 'deliveries,share_deliveries_to_friendly_units' else '' end
+                   as suppressed_cells
         from seeds.units
         group by street_id
         """,
@@ -268,7 +276,11 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when s = 9 then null else 8 end as canteen_meals,
                case when s = 9 then null else 1500.0::double end as avg_meal_price_cents,
                case when s = 9 then null else 15 end as points_redeemed,
-               s = 9 as suppressed
+               case when s = 9 then 'visits,distinct_riders,median_stay_min,services_charging,'
+                   || 'services_water,services_microwave,services_rest,services_restroom,'
+                   || 'services_first_aid,services_haircut,services_bike_repair,canteen_meals,'
+                   || 'avg_meal_price_cents,points_redeemed'
+                   else '' end as suppressed_cells
         from range(1, 10) t(s), {dates}
         """,
         [day, day, day],
@@ -284,7 +296,9 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when sup then null else 10 end as active_riders,
                case when sup then null else 4 end as riders_visited_30d,
                case when sup then null else 0.4::double end as share_riders_visited_30d,
-               sup as suppressed
+               case when sup then 'deliveries,deliveries_within_reach,share_within_reach,active_riders,'
+                   || 'riders_visited_30d,share_riders_visited_30d'
+                   else '' end as suppressed_cells
         from (select street_id, street_id = 'S11' as sup from seeds.streets
               union all select 'unmatched', false), {dates}
         """,
@@ -302,7 +316,9 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when sup then null else 2 end as new_members,
                case when sup then null else 1 end as withdrawals,
                case when sup then null else 0 end as expulsions,
-               sup as suppressed
+               case when sup then 'active_riders,active_riders_in_good_standing,coverage_rate,'
+                   || 'members_in_good_standing,new_members,withdrawals,expulsions'
+                   else '' end as suppressed_cells
         from (values
             ('meituan', 'food_delivery_rider', '北山街道', 'all', 'all', 'all', 20, 15, false),
             ('eleme', 'delivery_rider_order_feed', 'unknown', 'all', 'all', 'all', 12, 0, false),
@@ -331,7 +347,7 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
         select business_date, case when business_date = $day then 'provisional' else 'final' end as status,
                200 as deliveries, 0.3::double as share_to_friendly_units,
                4.0::double as median_last100_min_friendly, 6.5::double as median_last100_min_non_friendly,
-               500 as station_visits, 70 as points_earned, 35 as points_redeemed, false as suppressed,
+               500 as station_visits, 70 as points_earned, 35 as points_redeemed, '' as suppressed_cells,
                case when business_date = $day then 27.0::double end as rider_hours_saved_per_month,
                date_trunc('month', business_date)::date as union_coverage_month,
                0.6::double as union_coverage_rate,

@@ -56,7 +56,8 @@ def test_good_data_passes_both_gates_and_records_every_suite(warehouse, data_dir
 _D = f"business_date = '{DAY}'"
 
 def _publish_every_cell(table: str, cells: dict[str, object], where: str) -> str:
-    """SQL that fills every k-anonymised cell of the rows ``where`` picks, leaving ``suppressed`` true."""
+    """SQL that fills every k-anonymised cell of the rows ``where`` picks, while ``suppressed_cells`` still
+    names them."""
     assignments = ", ".join(f"{c} = {v}" for c, v in cells.items())
     return f"update marts.{table} set {assignments} where {where}"
 
@@ -100,12 +101,12 @@ CRITICAL_RULES = [
      f"update marts.unit_access_daily set p90_last100_min = 130 where {_D} and unit_id = 'U0003'"),
     ("marts", "deliveries never negative",
      f"update marts.unit_access_daily set deliveries = -1 where {_D} and unit_id = 'U0003'"),
-    ("marts", "a row flagged suppressed has at least one NULL cell",
+    ("marts", "every cell named in suppressed_cells is NULL",
      _publish_every_cell("unit_access_daily", {
          "deliveries": 1, "cancellations": 0, "elderly_meal_deliveries": 0, "median_last100_min": 4,
          "p90_last100_min": 5, **{f"share_{c}": 0.5 for c in (
              "entry_code_or_nfc", "entry_order_show", "entry_registration", "parked_rider_bay",
-             "parked_roadside", "locker")}}, f"{_D} and suppressed")),
+             "parked_roadside", "locker")}}, f"{_D} and suppressed_cells <> ''")),
     ("marts", "a published delivery count stands on at least K distinct riders",
      f"delete from intermediate.int_orders_matched where {_D} and unit_id = 'U0002'"
      " and rider_key <> 'rider-1'"),
@@ -155,12 +156,12 @@ MART_RULES = [
      "update marts.friendly_effect set did_saving_min = -300 where unit_type = 'hospital'"),
     ("marts", "friendly_effect: the 95% interval holds the DiD estimate",
      "update marts.friendly_effect set did_saving_ci_low_min = 2.0 where unit_type = 'hospital'"),
-    ("marts", "friendly_effect: a row flagged suppressed has at least one NULL cell",
+    ("marts", "friendly_effect: every cell named in suppressed_cells is NULL",
      _publish_every_cell("friendly_effect", {
          "after_window_deliveries": 40, "naive_saving_min": 1, "did_saving_min": 1,
          "did_saving_ci_low_min": 0,
          "did_saving_ci_high_min": 2, "deliveries_last_30_days": 40, "rider_hours_saved_per_month": 1},
-         "suppressed")),
+         "suppressed_cells <> ''")),
     # street_coverage_monthly
     ("marts", "street_coverage_monthly: street rows present for the business month (freshness)",
      f"delete from marts.street_coverage_monthly where {_MONTH}"),
@@ -180,9 +181,9 @@ MART_RULES = [
     ("marts", "street_coverage_monthly: friendly units never exceed units, and types add up to the total",
      "update marts.street_coverage_monthly set friendly_units_hospital = units_hospital + 1"
      " where street_id = 'S02'"),
-    ("marts", "street_coverage_monthly: a row flagged suppressed has at least one NULL cell",
+    ("marts", "street_coverage_monthly: every cell named in suppressed_cells is NULL",
      _publish_every_cell("street_coverage_monthly",
-                         {"deliveries": 9, "share_deliveries_to_friendly_units": 0.5}, "suppressed")),
+                         {"deliveries": 9, "share_deliveries_to_friendly_units": 0.5}, "suppressed_cells <> ''")),
     # station_usage_daily
     ("marts", "station_usage_daily: station rows present for the business date (freshness)",
      f"delete from marts.station_usage_daily where {_S}"),
@@ -200,8 +201,8 @@ MART_RULES = [
      f"update marts.station_usage_daily set median_stay_min = 400 where {_S} and station_id = 'NF-0003'"),
     ("marts", "station_usage_daily: average meal price never negative",
      f"update marts.station_usage_daily set avg_meal_price_cents = -1 where {_S} and station_id = 'NF-0003'"),
-    ("marts", "station_usage_daily: a row flagged suppressed has at least one NULL cell",
-     _publish_every_cell("station_usage_daily", _STATION_CELLS, f"{_S} and suppressed")),
+    ("marts", "station_usage_daily: every cell named in suppressed_cells is NULL",
+     _publish_every_cell("station_usage_daily", _STATION_CELLS, f"{_S} and suppressed_cells <> ''")),
     # service_circle_daily
     ("marts", "service_circle_daily: service-circle rows present for the business date (freshness)",
      f"delete from marts.service_circle_daily where {_D}"),
@@ -221,10 +222,10 @@ MART_RULES = [
      f"update marts.service_circle_daily set active_riders = -1 where {_D} and street_id = 'S03'"),
     ("marts", "service_circle_daily: deliveries within reach and riders visited never exceed their totals",
      f"update marts.service_circle_daily set deliveries_within_reach = 60 where {_D} and street_id = 'S03'"),
-    ("marts", "service_circle_daily: a row flagged suppressed has at least one NULL cell",
+    ("marts", "service_circle_daily: every cell named in suppressed_cells is NULL",
      _publish_every_cell("service_circle_daily", {
          "deliveries": 9, "deliveries_within_reach": 5, "share_within_reach": 0.5, "active_riders": 5,
-         "riders_visited_30d": 1, "share_riders_visited_30d": 0.2}, f"{_D} and suppressed")),
+         "riders_visited_30d": 1, "share_riders_visited_30d": 0.2}, f"{_D} and suppressed_cells <> ''")),
     # union_coverage_monthly
     ("marts", "union_coverage_monthly: union coverage rows present for the business month (freshness)",
      f"delete from marts.union_coverage_monthly where {_MONTH}"),
@@ -250,10 +251,11 @@ MART_RULES = [
     ("marts", "union_coverage_monthly: riders in good standing never exceed active riders",
      "update marts.union_coverage_monthly set active_riders_in_good_standing = 30"
      " where platform = 'meituan' and org_level = 'all'"),
-    ("marts", "union_coverage_monthly: a row flagged suppressed has at least one NULL cell",
+    ("marts", "union_coverage_monthly: every cell named in suppressed_cells is NULL",
      _publish_every_cell("union_coverage_monthly", {
          "active_riders": 3, "active_riders_in_good_standing": 1, "coverage_rate": 0.33,
-         "members_in_good_standing": 3, "new_members": 0, "withdrawals": 0, "expulsions": 0}, "suppressed")),
+         "members_in_good_standing": 3, "new_members": 0, "withdrawals": 0, "expulsions": 0},
+         "suppressed_cells <> ''")),
     # district_daily_kpis
     ("marts", "district_daily_kpis: exactly one district row for the business date (freshness and key)",
      f"delete from marts.district_daily_kpis where {_D}"),
@@ -277,8 +279,8 @@ MART_RULES = [
      f"update marts.district_daily_kpis set deliveries = 10 where {_D}"),
     ("marts", "district_daily_kpis: district station visits at least the stations' published visits",
      f"update marts.district_daily_kpis set station_visits = 5 where {_D}"),
-    ("marts", "district_daily_kpis: a row flagged suppressed has at least one NULL cell",
-     f"update marts.district_daily_kpis set suppressed = true where {_D}"),
+    ("marts", "district_daily_kpis: every cell named in suppressed_cells is NULL",
+     f"update marts.district_daily_kpis set suppressed_cells = 'deliveries' where {_D}"),
     # pipeline_runs
     ("marts", "pipeline_runs: pipeline-run rows present for the business date (freshness)",
      f"delete from marts.pipeline_runs where {_D}"),
@@ -393,13 +395,13 @@ def test_every_run_logs_one_summary_paragraph(warehouse, caplog):
 
 
 def test_a_row_suppressed_for_one_cell_only_passes(warehouse):
-    """The K rule may null a single cell (one rider cancelled): the row is flagged and everything else is
-    published. That is the rule working, not a privacy failure."""
+    """The K rule may null a single cell (one rider cancelled): suppressed_cells names it and everything
+    else is published. That is the rule working, not a privacy failure."""
     _sql(warehouse, _publish_every_cell("unit_access_daily", {
         "deliveries": 19, "elderly_meal_deliveries": 0, "median_last100_min": 4, "p90_last100_min": 5,
         **{f"share_{c}": 0.5 for c in ("entry_code_or_nfc", "entry_order_show", "entry_registration",
-                                       "parked_rider_bay", "parked_roadside", "locker")}},
-        f"{_D} and suppressed"))
+                                       "parked_rider_bay", "parked_roadside", "locker")},
+        "suppressed_cells": "'cancellations'"}, f"{_D} and suppressed_cells <> ''"))
     assert run_gate("marts", warehouse, DAY, RUN).success
 
 

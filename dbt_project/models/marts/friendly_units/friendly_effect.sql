@@ -186,7 +186,8 @@ recent_deliveries as (
 
     select
         unit_effects_by_group.unit_group,
-        count(*) as deliveries_last_30_days
+        count(*) as deliveries_last_30_days,
+        count(distinct orders.rider_key) as recent_riders
     from unit_effects_by_group
     inner join {{ ref('int_orders_matched') }} as orders
         on unit_effects_by_group.unit_id = orders.unit_id
@@ -241,7 +242,8 @@ estimates as (
         coalesce(recent_deliveries.deliveries_last_30_days, 0) as deliveries_last_30_days,
         groups.did_saving_min * coalesce(recent_deliveries.deliveries_last_30_days, 0) / 60.0
             as rider_hours_saved_per_month,
-        coalesce(group_riders.riders, 0) as riders
+        coalesce(group_riders.riders, 0) as riders,
+        coalesce(recent_deliveries.recent_riders, 0) as recent_riders
     from all_groups
     left join groups on all_groups.unit_group = groups.unit_group
     left join group_riders on all_groups.unit_group = group_riders.unit_group
@@ -262,8 +264,9 @@ final as (
             'did_saving_min': ['estimates.did_saving_min', 'estimates.riders'],
             'did_saving_ci_low_min': ['estimates.did_saving_ci_low_min', 'estimates.riders'],
             'did_saving_ci_high_min': ['estimates.did_saving_ci_high_min', 'estimates.riders'],
-            'deliveries_last_30_days': ['estimates.deliveries_last_30_days', 'estimates.riders'],
-            'rider_hours_saved_per_month': ['estimates.rider_hours_saved_per_month', 'estimates.riders'],
+            'deliveries_last_30_days': ['estimates.deliveries_last_30_days', 'estimates.recent_riders'],
+            'rider_hours_saved_per_month': [
+                'estimates.rider_hours_saved_per_month', 'least(estimates.riders, estimates.recent_riders)'],
         }) }}
     from estimates
     cross join reporting

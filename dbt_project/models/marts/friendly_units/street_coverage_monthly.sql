@@ -87,7 +87,8 @@ delivery_counts as (
         street_id,
         count(*) as deliveries,
         count(*) filter (where to_friendly_unit) as deliveries_to_friendly_units,
-        count(distinct rider_key) as delivering_riders
+        count(distinct rider_key) as delivering_riders,
+        count(distinct rider_key) filter (where to_friendly_unit) as friendly_delivering_riders
     from deliveries
     group by cast(date_trunc('month', business_date) as date), street_id
 
@@ -112,7 +113,7 @@ final as (
             'deliveries': ['coalesce(delivery_counts.deliveries, 0)', 'coalesce(delivery_counts.delivering_riders, 0)'],
             'share_deliveries_to_friendly_units': [
                 ratio('delivery_counts.deliveries_to_friendly_units', 'delivery_counts.deliveries'),
-                'coalesce(delivery_counts.delivering_riders, 0)',
+                share_people('delivery_counts.friendly_delivering_riders', 'delivery_counts.delivering_riders'),
             ],
         }) }}
     from unit_counts

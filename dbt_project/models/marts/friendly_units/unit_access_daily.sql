@@ -57,6 +57,9 @@ unit_days as (
             "count(*) filter (where is_delivered and locker_used)",
             "count(*) filter (where is_delivered)"
         ) }} as share_locker,
+        count(distinct rider_key) filter (where is_delivered and parking = 'rider_bay') as rider_bay_riders,
+        count(distinct rider_key) filter (where is_delivered and parking = 'roadside') as roadside_riders,
+        count(distinct rider_key) filter (where is_delivered and locker_used) as locker_riders,
 
         count(*) filter (where is_delivered and elderly_meal) as elderly_meal_deliveries,
         count(distinct rider_key) filter (where is_delivered and elderly_meal) as elderly_meal_riders
@@ -82,9 +85,15 @@ final as (
             'share_entry_code_or_nfc': ['unit_days.share_entry_code_or_nfc', 'unit_days.entering_riders'],
             'share_entry_order_show': ['unit_days.share_entry_order_show', 'unit_days.entering_riders'],
             'share_entry_registration': ['unit_days.share_entry_registration', 'unit_days.entering_riders'],
-            'share_parked_rider_bay': ['unit_days.share_parked_rider_bay', 'unit_days.delivering_riders'],
-            'share_parked_roadside': ['unit_days.share_parked_roadside', 'unit_days.delivering_riders'],
-            'share_locker': ['unit_days.share_locker', 'unit_days.delivering_riders'],
+            'share_parked_rider_bay': [
+                'unit_days.share_parked_rider_bay',
+                share_people('unit_days.rider_bay_riders', 'unit_days.delivering_riders')],
+            'share_parked_roadside': [
+                'unit_days.share_parked_roadside',
+                share_people('unit_days.roadside_riders', 'unit_days.delivering_riders')],
+            'share_locker': [
+                'unit_days.share_locker',
+                share_people('unit_days.locker_riders', 'unit_days.delivering_riders')],
             'elderly_meal_deliveries': ['unit_days.elderly_meal_deliveries', 'unit_days.elderly_meal_riders'],
         }) }}
     from unit_days
@@ -112,5 +121,5 @@ select
     is_friendly,
     status,
     {{ null_when_partial('status', ['unit_id', 'business_date', 'unit_type', 'street_id', 'is_friendly']) }},
-    suppressed
+    suppressed_cells
 from with_status

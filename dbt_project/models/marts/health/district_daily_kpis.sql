@@ -25,6 +25,7 @@ delivery_days as (
         count(*) filter (where is_delivered) as deliveries,
         count(distinct rider_key) filter (where is_delivered) as delivering_riders,
         count(*) filter (where is_delivered and to_friendly_unit) as deliveries_to_friendly_units,
+        count(distinct rider_key) filter (where is_delivered and to_friendly_unit) as friendly_delivering_riders,
         median(last100_min) filter (where last100_plausible and to_friendly_unit) as median_last100_min_friendly,
         count(distinct rider_key) filter (where last100_plausible and to_friendly_unit) as timed_riders_friendly,
         median(last100_min) filter (
@@ -96,8 +97,7 @@ coverage as (
 
     select
         month,
-        coverage_rate,
-        suppressed
+        coverage_rate
     from {{ ref('union_coverage_monthly') }}
     where org_level = 'district'
 
@@ -130,7 +130,7 @@ final as (
             'deliveries': ['delivery_days.deliveries', 'coalesce(delivery_days.delivering_riders, 0)'],
             'share_to_friendly_units': [
                 'cast(delivery_days.deliveries_to_friendly_units as double) / delivery_days.deliveries',
-                'coalesce(delivery_days.delivering_riders, 0)'],
+                share_people('delivery_days.friendly_delivering_riders', 'delivery_days.delivering_riders')],
             'median_last100_min_friendly': [
                 'delivery_days.median_last100_min_friendly', 'coalesce(delivery_days.timed_riders_friendly, 0)'],
             'median_last100_min_non_friendly': [

@@ -266,7 +266,6 @@ cells as (
         home_street,
         org_level,
         union_org_code,
-        count(distinct person_key) as people,
         count(distinct person_key) filter (where is_active) as active_riders,
         count(distinct person_key) filter (
             where is_active and status = 'in_good_standing'
@@ -291,22 +290,23 @@ published as (
         cells.union_org_code,
         month_snapshot.membership_as_of,
         case when cells.union_org_code = 'all' then 'all' else orgs.union_name end as union_org_name,
-        -- the privacy rule counts the people each figure is computed from: the active riders for the
-        -- rider figures (a cell of 9 people of whom 4 are active riders must not publish "4 active
-        -- riders"), everyone in the cell for the membership counts
+        -- the privacy rule counts the people each figure counts: the active riders for the cell's
+        -- population, and for every other count the very people it counts (a cell of 40 people must not
+        -- publish "3 new members"); the coverage rate stands on its numerator and its denominator
         {{ k_anonymise({
             'active_riders': [
                 "case when cells.org_level in ('all', 'district') then cells.active_riders end",
                 'cells.active_riders'],
-            'active_riders_in_good_standing': ['cells.active_riders_in_good_standing', 'cells.active_riders'],
+            'active_riders_in_good_standing': [
+                'cells.active_riders_in_good_standing', 'cells.active_riders_in_good_standing'],
             'coverage_rate': [
                 "case when cells.org_level in ('all', 'district') and cells.active_riders > 0 then "
                 ~ "cast(cells.active_riders_in_good_standing as double) / cells.active_riders end",
-                'cells.active_riders'],
-            'members_in_good_standing': ['cells.members_in_good_standing', 'cells.people'],
-            'new_members': ['cells.new_members', 'cells.people'],
-            'withdrawals': ['cells.withdrawals', 'cells.people'],
-            'expulsions': ['cells.expulsions', 'cells.people'],
+                share_people('cells.active_riders_in_good_standing', 'cells.active_riders')],
+            'members_in_good_standing': ['cells.members_in_good_standing', 'cells.members_in_good_standing'],
+            'new_members': ['cells.new_members', 'cells.new_members'],
+            'withdrawals': ['cells.withdrawals', 'cells.withdrawals'],
+            'expulsions': ['cells.expulsions', 'cells.expulsions'],
         }) }}
     from cells
     left join orgs on cells.union_org_code = orgs.union_code

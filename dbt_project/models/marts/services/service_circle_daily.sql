@@ -142,7 +142,8 @@ street_days as (
         deliveries.street_id,
         count(*) as deliveries,
         count(within_reach.order_key) as deliveries_within_reach,
-        count(distinct deliveries.rider_key) as delivering_riders
+        count(distinct deliveries.rider_key) as delivering_riders,
+        count(distinct deliveries.rider_key) filter (where within_reach.order_key is not null) as reaching_riders
     from deliveries
     left join within_reach on deliveries.order_key = within_reach.order_key
     group by deliveries.business_date, deliveries.street_id
@@ -167,16 +168,16 @@ final as (
         street_days.street_id,
         {{ k_anonymise({
             'deliveries': ['street_days.deliveries', 'street_days.delivering_riders'],
-            'deliveries_within_reach': ['street_days.deliveries_within_reach', 'street_days.delivering_riders'],
+            'deliveries_within_reach': ['street_days.deliveries_within_reach', 'street_days.reaching_riders'],
             'share_within_reach': [
                 'cast(street_days.deliveries_within_reach as double) / street_days.deliveries',
-                'street_days.delivering_riders'],
+                share_people('street_days.reaching_riders', 'street_days.delivering_riders')],
             'active_riders': ['street_days.delivering_riders', 'street_days.delivering_riders'],
             'riders_visited_30d': [
-                'coalesce(street_visitors.riders_visited_30d, 0)', 'street_days.delivering_riders'],
+                'coalesce(street_visitors.riders_visited_30d, 0)', 'coalesce(street_visitors.riders_visited_30d, 0)'],
             'share_riders_visited_30d': [
                 'cast(coalesce(street_visitors.riders_visited_30d, 0) as double) / street_days.delivering_riders',
-                'street_days.delivering_riders'],
+                share_people('street_visitors.riders_visited_30d', 'street_days.delivering_riders')],
         }) }}
     from street_days
     left join street_visitors
@@ -212,5 +213,5 @@ select
         as riders_visited_30d,
     case when visit_status = 'partial' or delivery_status = 'partial' then null else share_riders_visited_30d end
         as share_riders_visited_30d,
-    suppressed
+    suppressed_cells
 from with_status

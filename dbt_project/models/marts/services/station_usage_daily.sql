@@ -99,5 +99,5 @@ select
     event_date,
     status,
     {{ null_when_partial('status', ['station_id', 'event_date']) }},
-    suppressed
+    suppressed_cells
 from with_status

@@ -127,7 +127,6 @@ rollups as (
             '{{ level }}' as rollup_level,
             {% if level == 'team' %}team_id{% else %}cast(null as varchar) as team_id{% endif %},
             street_id,
-            count(*) as members,
             count(*) filter (where is_active) as active_volunteers,
             sum(elderly_meal_deliveries) as elderly_meal_deliveries,
             count(*) filter (where elderly_meal_deliveries > 0) as elderly_meal_riders,
@@ -141,7 +140,8 @@ rollups as (
             count(*) filter (where points_earned > 0) as earning_riders,
             sum(points_redeemed) as points_redeemed,
             count(*) filter (where points_redeemed > 0) as redeeming_riders,
-            sum(points_outstanding) as points_outstanding
+            sum(points_outstanding) as points_outstanding,
+            count(*) filter (where points_outstanding <> 0) as holding_riders
         from volunteer_months
         group by month_start, {% if level == 'team' %}team_id, {% endif %}street_id
         {% if not loop.last %}union all{% endif %}
@@ -164,7 +164,7 @@ final as (
             'emergency_assists': ['emergency_assists', 'assisting_riders'],
             'points_earned': ['points_earned', 'earning_riders'],
             'points_redeemed': ['points_redeemed', 'redeeming_riders'],
-            'points_outstanding': ['points_outstanding', 'members'],
+            'points_outstanding': ['points_outstanding', 'holding_riders'],
         }) }}
     from rollups
 
