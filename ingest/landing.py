@@ -115,6 +115,17 @@ def correction_window(business_date: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+def past_correction_window(source: str, business_date: date, started_at: datetime) -> bool:
+    """Whether a fetch of ``source`` for ``business_date`` started at ``started_at`` got the day as its
+    source will keep it. Platforms: started at or after D+2 00:00, when the correction window closed (the
+    daily run's D-1 re-pull). Every other source: started after D was over (the union export of D is fixed
+    then; a station log of D is whole once published, D's late events come in D+1's file, which the
+    warehouse's status rule checks apart: int_source_date_status). The one place this fact is decided: the
+    loader records it per load (raw.load_audit.past_correction_window) and reuse_refusal asks it too."""
+    day_over, closes = correction_window(business_date)
+    return started_at >= (closes if source in PLATFORMS else day_over)
+
+
 def reuse_refusal(manifest: dict, now: datetime) -> str | None:
     """Why a fetch starting at ``now`` must not take the landed pages of the earlier fetch ``manifest``;
     None when it may. Pages are reused only where fetching them again now would not be more final:
@@ -145,7 +156,7 @@ def reuse_refusal(manifest: dict, now: datetime) -> str | None:
     day_over, closes = correction_window(day)
     if started < day_over:
         return f"started {manifest['started_at']}, before {day} was over"
-    if source == "union_members" or started >= closes or now < closes:
+    if source == "union_members" or past_correction_window(source, day, started) or now < closes:
         return None
     return (
         f"provisional: started {manifest['started_at']}, inside {day}'s correction window, which closed at "

@@ -16,13 +16,14 @@ import gzip
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 
 from ingest.corrections import PartitionCounts, judge_partition
 from ingest.files import sha256_file
+from ingest.landing import past_correction_window
 from ingest.settings import TIMEZONE
 from ingest.sources import LAT_RANGE, LNG_RANGE, RAW_TABLES, OrderTime, SourceSpec, spec_for
 
@@ -106,10 +107,16 @@ CREATE TABLE IF NOT EXISTS raw.load_audit (
     loaded BIGINT NOT NULL,
     quarantined BIGINT NOT NULL,
     loaded_at TIMESTAMPTZ NOT NULL,
-    duplicates_removed BIGINT NOT NULL DEFAULT 0
+    duplicates_removed BIGINT NOT NULL DEFAULT 0,
+    fetched_at TIMESTAMPTZ,
+    past_correction_window BOOLEAN
 );
 -- A warehouse created before duplicates were counted (they were quarantined): its old rows read 0.
 ALTER TABLE raw.load_audit ADD COLUMN IF NOT EXISTS duplicates_removed BIGINT DEFAULT 0;
+-- A warehouse created before fetch times were recorded: its old rows read NULL (unknown), which the marts'
+-- status treats as still inside the correction window until the date is loaded again.
+ALTER TABLE raw.load_audit ADD COLUMN IF NOT EXISTS fetched_at TIMESTAMPTZ;
+ALTER TABLE raw.load_audit ADD COLUMN IF NOT EXISTS past_correction_window BOOLEAN;
 """
 
 
@@ -372,6 +379,8 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
     business_date = date.fromisoformat(manifest["business_date"])
     fetch_id = str(manifest["fetch_id"])
     fetched = int(manifest["records"])
+    # When the fetch started (a resumed fetch's pages are of its own kind: ingest/landing.py)
+    started_at = datetime.fromisoformat(manifest["started_at"])
     table = f"raw.{spec.table}"
     partition = [spec.name, business_date]
 
@@ -444,8 +453,10 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
         )
         con.execute(
             "INSERT INTO raw.load_audit (source, business_date, fetch_id, fetched, loaded, quarantined, "
-            "duplicates_removed, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-            [*partition, fetch_id, fetched, loaded, quarantined, duplicates],
+            "duplicates_removed, loaded_at, fetched_at, past_correction_window) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
+            [*partition, fetch_id, fetched, loaded, quarantined, duplicates, started_at,
+             past_correction_window(spec.name, business_date, started_at)],
         )
         con.execute("DROP TABLE _xihu_checked")
         con.execute("DROP TABLE _xihu_records")

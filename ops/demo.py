@@ -82,6 +82,13 @@ def summary(data_dir: Path, days: list[date]) -> tuple[str, bool]:
         for stage, ok, crit, warn in gates:
             lines.append(f"   gate {stage:<6} {'passed' if ok else 'FAILED'} "
                          f"(critical failures {crit}, warnings {warn})")
+        try:
+            status = con.execute("select status from marts.district_daily_kpis where business_date = ?",
+                                 [day]).fetchone()
+        except duckdb.CatalogException:  # no run built the marts
+            status = None
+        lines.append(f"   district_daily_kpis status now: {status[0] if status else 'no row'} "
+                     "(final / provisional / partial: docs/analysts.md)")
         version = published.get(day.isoformat())
         all_published &= version is not None
         lines.append(f"   published: {version or 'NOT PUBLISHED'}")

@@ -79,6 +79,13 @@ def test_two_days_are_published(world):
         con.close()
         assert own == [("published", manifest["version"])], (day, own)
     world["results"]["version_day2"] = _current(world["data"])
+    # How final each published day is: run long after both days, every platform fetch is past its correction
+    # window; DAY2's station figures wait for the next day's file, and the day before DAY1 was loaded by
+    # DAY1's run (its D-1), with DAY1's file bringing its late events.
+    con = duckdb.connect(str(world["data"] / "published" / "current" / "marts.duckdb"), read_only=True)
+    statuses = dict(con.execute("select business_date, status from district_daily_kpis").fetchall())
+    con.close()
+    assert statuses == {date(2026, 11, 19): "final", DAY1: "final", DAY2: "provisional"}, statuses
 
 
 def test_counts_add_up_for_every_load(world):

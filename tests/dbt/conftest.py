@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from ingest.landing import PLATFORMS, past_correction_window
 from ingest.pii import PiiHasher
 from ingest.settings import dbt_vars
 
@@ -41,6 +43,8 @@ CORE_MARTS = (
 )
 RAW_ORDER_TABLES = ("meituan_orders", "eleme_orders", "sf_orders", "shansong_orders")
 RAW_TABLES = RAW_ORDER_TABLES + ("union_members", "union_orgs", "station_events")
+# When the scenario's days were fetched: after every correction window (tests/integration's SETTLED_CLOCK).
+SETTLED = datetime(2026, 12, 31, tzinfo=UTC)
 
 HASHER = PiiHasher("dbt-test-pii-key-of-at-least-32-bytes")
 PHONES = [f"1380000{n:04d}" for n in range(1, 13)]
@@ -357,7 +361,7 @@ def create_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "create table if not exists raw.load_audit (source varchar, business_date date, fetch_id varchar, "
         "fetched bigint, loaded bigint, quarantined bigint, loaded_at timestamptz, "
-        "duplicates_removed bigint default 0)"
+        "duplicates_removed bigint default 0, fetched_at timestamptz, past_correction_window boolean)"
     )
 
 
@@ -438,12 +442,33 @@ class BuiltWarehouse:
         return dict(zip(names, rows[0], strict=True))
 
 
+def record_loads(con: duckdb.DuckDBPyConnection, sources: Iterable[str], days: Iterable[date], fetch_id: str,
+                 fetched_at: datetime) -> None:
+    """The loader's raw.load_audit row of each (source, day), counts from what raw holds (an empty partition
+    is a load of 0 records), fetched at ``fetched_at`` (past the correction window as the loader decides)."""
+    for source in sources:
+        table = "station_events" if source == "stations" else f"{source}_orders"
+        for day in days:
+            n = con.execute(f"select count(*) from raw.{table} where business_date = ?", [day]).fetchone()[0]
+            con.execute(
+                "insert into raw.load_audit (source, business_date, fetch_id, fetched, loaded, quarantined, "
+                "loaded_at, fetched_at, past_correction_window) values (?, ?, ?, ?, ?, 0, now(), ?, ?)",
+                [source, day, fetch_id, n, n, fetched_at, past_correction_window(source, day, fetched_at)])
+
+
 def write_raw_warehouse(data_dir: Path, scenario: Scenario, orders: list[Order]) -> None:
     (data_dir / "warehouse").mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(data_dir / "warehouse" / "xihu.duckdb")) as con:
         create_raw_schema(con)
         replace_order_partition(con, orders, fetch_id="fetch-1")
-        load_station_files(con, build_station_files())
+        station_files = build_station_files()
+        load_station_files(con, station_files)
+        # Every platform was fetched for every day of the scenario, long after it (all final); the station
+        # files of the days they cover (the last, R+1, provisional: no file of R+2).
+        first, last = (f(o.ordered.astimezone(CST).date() for o in orders) for f in (min, max))
+        record_loads(con, PLATFORMS, [first + timedelta(days=i) for i in range((last - first).days + 1)],
+                     "fetch-1", SETTLED)
+        record_loads(con, ["stations"], station_files, "fetch-1", SETTLED)
 
 
 @pytest.fixture(scope="session")

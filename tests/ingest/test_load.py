@@ -682,6 +682,27 @@ def test_an_existing_load_audit_gains_duplicates_removed(tmp_path, con):
                      "ORDER BY fetch_id") == [("new", 2, 1, 0, 1), ("old", 2, 1, 1, 0)]
 
 
+def _started(folder: Path, at: str) -> Path:
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "started_at": at}), encoding="utf-8")
+    return folder
+
+
+def test_load_audit_records_the_fetch_time_and_whether_it_was_past_the_correction_window(tmp_path, con):
+    """D's platform fetch is past its correction window from D+2 00:00 (the next run's D-1 re-pull), a
+    station file once D is over; the loader records the fetch's start and that verdict per load."""
+    cases = [("meituan", "run-d", "2026-11-29T01:30:00+08:00", False),
+             ("meituan", "run-d1", "2026-11-30T00:00:00+08:00", True),
+             ("stations", "run-d", "2026-11-29T00:40:00+08:00", True)]
+    for source, fetch_id, at, _ in cases:
+        page = [meituan(1)] if source == "meituan" else [json.dumps({"event_id": "e1", "ts": NOON.isoformat()})]
+        load_partition(con, _started(write_landing(tmp_path / source, source, [page], fetch_id=fetch_id), at))
+    got = rows(con, "SELECT source, fetch_id, fetched_at, past_correction_window FROM raw.load_audit "
+                    "ORDER BY source, fetch_id")
+    assert got == [(source, fetch_id, datetime.fromisoformat(at), past)
+                   for source, fetch_id, at, past in sorted(cases)]
+
+
 def test_incomplete_or_tampered_landings_are_refused(tmp_path, con):
     incomplete = write_landing(tmp_path, "meituan", [[meituan(1)]], fetch_id="half", complete=False)
     with pytest.raises(LandingError, match="not complete"):

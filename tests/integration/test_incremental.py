@@ -211,11 +211,21 @@ def test_unit_access_daily_changed_only_where_corrected_orders_count(daily, corr
     _, after_rows = daily.after.marts["unit_access_daily"]
     day = columns.index("business_date")
     unit = columns.index("unit_id")
+    status = columns.index("status")
+
+    def figures(r: tuple) -> tuple:
+        return r[:status] + r[status + 1:]
+
     before = {(r[unit], r[day]): r for r in before_rows}
     after = {(r[unit], r[day]): r for r in after_rows}
     assert before.keys() == after.keys()
-    changed = {k for k in before if before[k] != after[k]}
+    changed = {k for k in before if figures(before[k]) != figures(after[k])}
     assert changed, "the correction changed no unit's figures"
+    # Each daily run fetched its D once, inside the correction window: provisional. The re-fetch of the
+    # changed day came after it closed, so that day, and only it, is final now (indicators.md).
+    assert {r[status] for r in before.values()} == {"provisional"}
+    assert {k for k in before if before[k][status] != after[k][status]} == {k for k in after if k[1] == CHANGED}
+    assert {after[k][status] for k in after if k[1] == CHANGED} == {"final"}
     order_columns, order_rows = daily.after.orders
     orders = _by_key(order_columns, order_rows, "order_key")
     corrected_units = {orders[k][order_columns.index("unit_id")] for k in corrected_keys}

@@ -166,6 +166,7 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
         f"""
         create table marts.unit_access_daily as
         select s.unit_id, d::date as business_date, s.unit_type, s.street_id, u % 3 = 0 as is_friendly,
+               case when d = ?::date then 'provisional' else 'final' end as status,
                case when u = 9 then null else 10 + u end as deliveries,
                case when u = 9 then null else 1 end as cancellations,
                case when u = 9 then null else 3.5 + u end as median_last100_min,
@@ -185,7 +186,7 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
         from range(1, 11) t(u), {dates}, seeds.units s
         where s.unit_id = 'U' || lpad(u::varchar, 4, '0')
         """,
-        [day, day],
+        [day, day, day],
     )
     # The deliveries behind unit_access_daily: unit u has 10 + u deliveries by 5 + u distinct riders.
     con.execute(
@@ -268,6 +269,7 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
         f"""
         create table marts.station_usage_daily as
         select 'NF-' || lpad(s::varchar, 4, '0') as station_id, d::date as event_date,
+               case when d = ?::date then 'provisional' else 'final' end as status,
                case when s = 9 then null else 10 + s end as visits,
                case when s = 9 then null else 6 end as distinct_riders,
                case when s = 9 then null else 25.0::double end as median_stay_min, {services},
@@ -281,12 +283,13 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                    else '' end as suppressed_cells
         from range(1, 10) t(s), {dates}
         """,
-        [day, day],
+        [day, day, day],
     )
     con.execute(
         f"""
         create table marts.service_circle_daily as
         select d::date as business_date, street_id,
+               case when d = ?::date then 'provisional' else 'final' end as status,
                case when sup then null else 50 end as deliveries,
                case when sup then null else 30 end as deliveries_within_reach,
                case when sup then null else 0.6::double end as share_within_reach,
@@ -299,7 +302,7 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
         from (select street_id, street_id = 'S11' as sup from seeds.streets
               union all select 'unmatched', false), {dates}
         """,
-        [day, day],
+        [day, day, day],
     )
     con.execute(
         """
@@ -347,7 +350,8 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
     con.execute(
         """
         create table marts.district_daily_kpis as
-        select business_date, 200 as deliveries, 0.3::double as share_to_friendly_units,
+        select business_date, case when business_date = $day then 'provisional' else 'final' end as status,
+               200 as deliveries, 0.3::double as share_to_friendly_units,
                4.0::double as median_last100_min_friendly, 6.5::double as median_last100_min_non_friendly,
                500 as station_visits, 70 as points_earned, 35 as points_redeemed, '' as suppressed_cells,
                case when business_date = $day then 27.0::double end as rider_hours_saved_per_month,

@@ -99,6 +99,27 @@ final as (
     from unit_days
     inner join units on unit_days.unit_id = units.unit_id
 
+),
+
+-- how final the row is: its figures come from the four platforms' feeds of the date
+with_status as (
+
+    select
+        final.*,
+        coalesce(feed.platforms_status, 'partial') as status
+    from final
+    left join {{ ref('int_feed_status_daily') }} as feed on final.business_date = feed.business_date
+
 )
 
-select * from final
+-- a figure whose source was never fetched for the date is NULL, never a count that looks like a collapse
+select
+    unit_id,
+    business_date,
+    unit_type,
+    street_id,
+    is_friendly,
+    status,
+    {{ null_when_partial('status', ['unit_id', 'business_date', 'unit_type', 'street_id', 'is_friendly']) }},
+    suppressed_cells
+from with_status

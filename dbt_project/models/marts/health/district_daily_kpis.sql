@@ -158,6 +158,34 @@ final as (
     left join coverage on cast(date_trunc('month', dates.business_date) as date) = coverage.month
     left join effect on dates.business_date = effect.reporting_date
 
+),
+
+-- how final the row is: its daily figures come from the four platforms' feeds and the station log of the
+-- date (the load counts describe loads, the union coverage its month, and stay as they are)
+with_status as (
+
+    select
+        final.*,
+        coalesce(feed.platforms_status, 'partial') as delivery_status,
+        coalesce(feed.stations_status, 'partial') as station_status,
+        {{ least_final(['feed.platforms_status', 'feed.stations_status']) }} as status
+    from final
+    left join {{ ref('int_feed_status_daily') }} as feed on final.business_date = feed.business_date
+
 )
 
-select * from final
+-- a figure whose source was never fetched for the date is NULL, never a number that looks like a collapse
+select
+    business_date,
+    status,
+    * exclude (business_date, status, delivery_status, station_status) replace (
+        {%- for column in ['deliveries', 'share_to_friendly_units', 'median_last100_min_friendly',
+                           'median_last100_min_non_friendly', 'unit_deliveries_no_gate_time',
+                           'unit_deliveries_last100_out_of_range'] %}
+            case when delivery_status <> 'partial' then {{ column }} end as {{ column }},
+        {%- endfor %}
+        {%- for column in ['station_visits', 'points_earned', 'points_redeemed'] %}
+            case when station_status <> 'partial' then {{ column }} end as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    )
+from with_status

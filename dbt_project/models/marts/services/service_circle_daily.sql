@@ -185,6 +185,33 @@ final as (
             street_days.business_date = street_visitors.business_date
             and street_days.street_id = street_visitors.street_id
 
+),
+
+-- how final the row is: deliveries come from the four platforms' feeds of the date, the riders who visited
+-- a station from the station logs of the 30 days ending on it (rebuilt with the reprocess window: a
+-- status moves on within the next run's window, as the figures do)
+with_status as (
+
+    select
+        final.*,
+        coalesce(feed.platforms_status, 'partial') as delivery_status,
+        coalesce(feed.stations_30d_status, 'partial') as visit_status,
+        {{ least_final(['feed.platforms_status', 'feed.stations_30d_status']) }} as status
+    from final
+    left join {{ ref('int_feed_status_daily') }} as feed on final.business_date = feed.business_date
+
 )
 
-select * from final
+-- a figure whose source was never fetched for the date (or, for visits, for a day of its 30) is NULL
+select
+    business_date,
+    street_id,
+    status,
+    {{ null_when_partial('delivery_status', ['business_date', 'street_id', 'status', 'visit_status',
+                                            'riders_visited_30d', 'share_riders_visited_30d']) }},
+    case when visit_status = 'partial' or delivery_status = 'partial' then null else riders_visited_30d end
+        as riders_visited_30d,
+    case when visit_status = 'partial' or delivery_status = 'partial' then null else share_riders_visited_30d end
+        as share_riders_visited_30d,
+    suppressed_cells
+from with_status

@@ -79,6 +79,25 @@ final as (
             station_days.station_id = stays.station_id
             and station_days.event_date = stays.visit_date
 
+),
+
+-- how final the row is: its figures come from the station log of the date (D's file and D+1's)
+with_status as (
+
+    select
+        final.*,
+        coalesce(feed.stations_status, 'partial') as status
+    from final
+    left join {{ ref('int_feed_status_daily') }} as feed on final.event_date = feed.business_date
+
 )
 
-select * from final
+-- a figure whose source was never fetched for the date is NULL: the late events of the day before the first
+-- loaded file (they come in that file) are a row, but not a count that looks like a collapse
+select
+    station_id,
+    event_date,
+    status,
+    {{ null_when_partial('status', ['station_id', 'event_date']) }},
+    suppressed_cells
+from with_status
