@@ -336,12 +336,9 @@ UNION_COVERAGE_MONTHLY = MartFrame(
         ("covered_within_active", _all(["active_riders_in_good_standing <= active_riders"])),
     ),
     # a figure NULL by design (of the other street basis; active riders and the rate on organisation rows)
-    # is not suppression: it does not count as a NULL cell
-    private=(*(f"case when m.street_basis <> 'residence' and m.org_level in ('all', 'district') then m.{c}"
-               " else 0 end" for c in ("active_riders", "coverage_rate")),
-             "case when m.street_basis <> 'residence' then m.active_riders_in_good_standing else 0 end",
-             *(f"case when m.street_basis <> 'work' then m.{c} else 0 end"
-               for c in ("members_in_good_standing", "new_members", "withdrawals", "expulsions"))),
+    # is not named in suppressed_cells, so only the named cells are checked
+    private=("active_riders", "active_riders_in_good_standing", "coverage_rate", "members_in_good_standing",
+             "new_members", "withdrawals", "expulsions"),
 )
 
 DISTRICT_DAILY_KPIS = MartFrame(
