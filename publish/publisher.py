@@ -17,7 +17,8 @@ run: a version whose publication was recorded is switched to, an unrecorded one 
 served unrecorded, and none is recorded but left unserved.
 
 Layout of a version (``published/versions/<YYYYMMDD>T<HHMMSS>Z-<business_date>-<short run id>/``):
-``marts.duckdb`` (every mart in schema ``main`` plus ``mart_catalog``), ``parquet/<mart>.parquet``,
+``marts.duckdb`` (every mart in schema ``main`` plus ``mart_catalog`` and ``column_catalog``; tables and
+columns commented, publish/describe.py), ``parquet/<mart>.parquet``,
 ``csv/<mart>.csv`` (UTF-8 with BOM, so Excel reads Chinese text), ``manifest.json``.
 """
 
@@ -38,6 +39,7 @@ import duckdb
 
 from ingest import settings
 from ingest.files import fsync_path, sha256_file
+from publish import describe
 
 BOM = b"\xef\xbb\xbf"
 CURRENT = "current"
@@ -54,7 +56,7 @@ class Manifest:
     run_id: str
     code_version: str
     published_at: str
-    marts: dict  # name -> {"description", "rows", "columns": [{"name", "type"}], "files": [...]}
+    marts: dict  # name -> {"description", "rows", "columns": [{"name", "type", "description"}], "files": [...]}
     files: dict  # path relative to the version folder -> sha256 (every file but manifest.json)
     # Already published business dates this version changes (late corrections, a re-run or backfill).
     corrected_dates: list = field(default_factory=list)
@@ -180,6 +182,7 @@ def _build(
         if unknown:
             raise ValueError(f"not in the warehouse's marts schema: {', '.join(unknown)}")
         described = {**_table_descriptions(con), **(descriptions or {})}
+        column_comments = describe.read_comments(con, "wh")
         for mart in chosen:
             con.execute(f"create table main.{_quote(mart)} as select * from wh.marts.{_quote(mart)}")
         con.execute("detach wh")
@@ -198,7 +201,7 @@ def _build(
                 [mart, described.get(mart), rows, meta["business_date"], meta["version"]],
             )
             parquet = build_dir / "parquet" / f"{mart}.parquet"
-            con.execute(f"copy main.{_quote(mart)} to {_literal(str(parquet))} (format parquet)")
+            describe.write_parquet(con, mart, parquet, described.get(mart), column_comments.get(mart, {}))
             plain_csv = build_dir / "csv" / f".{mart}.nobom.csv"
             con.execute(f"copy main.{_quote(mart)} to {_literal(str(plain_csv))} (format csv, header true)")
             with plain_csv.open("rb") as src, (build_dir / "csv" / f"{mart}.csv").open("wb") as dst:
@@ -211,6 +214,7 @@ def _build(
                 "columns": columns,
                 "files": ["marts.duckdb", f"parquet/{mart}.parquet", f"csv/{mart}.csv"],
             }
+        describe.describe_version(con, described, column_comments, mart_info)
         con.execute("checkpoint")  # everything in the file itself, no WAL next to it
     finally:
         con.close()

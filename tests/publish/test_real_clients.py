@@ -33,11 +33,11 @@ def test_duckdb_reads_the_snapshot_read_only(current):
     con = duckdb.connect(str(current / "marts.duckdb"), read_only=True)
     try:
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-        assert tables == {*manifest.marts, "mart_catalog"}
+        assert tables == {*manifest.marts, "mart_catalog", "column_catalog"}
         for mart, meta in manifest.marts.items():
             assert con.execute(f'select count(*) from "{mart}"').fetchone()[0] == meta["rows"]
             described = [{"name": n, "type": t} for n, t, *_ in con.execute(f'describe "{mart}"').fetchall()]
-            assert described == meta["columns"]
+            assert described == [{"name": c["name"], "type": c["type"]} for c in meta["columns"]]
         names = {r[0] for r in con.execute("select street_name from street_coverage_monthly").fetchall()}
         assert names == set(STREETS)
         with pytest.raises(duckdb.Error, match="read-only"):
