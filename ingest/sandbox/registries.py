@@ -29,7 +29,8 @@ M_PER_DEG_LNG = 111_320.0 * math.cos(math.radians(_LAT0))
 PLATFORMS = ("meituan", "eleme", "sf", "shansong")
 AOI_MAPPED_SHARE = 0.85  # share of units with a platform AOI id, per platform
 
-# (street_id, name, centre lng, centre lat): synthetic centres; a unit belongs to the nearest centre.
+# (street_id, name, centre lng, centre lat): synthetic centres (GCJ-02, the streets seed's lng/lat); a unit
+# belongs to the nearest centre.
 STREETS = (
     ("S01", "北山街道", 120.140, 30.262),
     ("S02", "西溪街道", 120.128, 30.280),
@@ -159,7 +160,7 @@ def _adoption_dates(rng: np.random.Generator, type_idx: np.ndarray) -> np.ndarra
 def build_registries() -> Registries:
     """Build every registry once per process (fixed seed, ~0.5 s)."""
     rng = np.random.default_rng(REGISTRY_SEED)
-    streets = [{"street_id": s, "street_name": n} for s, n, _, _ in STREETS]
+    streets = [{"street_id": s, "street_name": n, "lng": lng, "lat": lat} for s, n, lng, lat in STREETS]
     sx, sy = _to_xy(np.array([s[2] for s in STREETS]), np.array([s[3] for s in STREETS]))
 
     def street_of(x: np.ndarray, y: np.ndarray) -> np.ndarray:
