@@ -30,7 +30,7 @@
             qualify row_number() over (partition by ancestors.union_code order by ancestors.levels_up) = 1
         )
     {%- endset -%}
-    {%- set union_cell = ['month', 'platform', 'occupation', 'street_basis', 'street'] -%}
+    {%- set union_cell = ['month', 'platform', 'occupation', 'street_basis', 'street_id'] -%}
     {%- set union_keys = union_cell + ['org_level', 'union_org_code'] -%}
     {%- set union_p = [] -%}
     {%- set union_t = [] -%}

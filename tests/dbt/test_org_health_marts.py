@@ -200,8 +200,8 @@ def build(data_dir: Path) -> None:
     Other areas' tests are left to their own suites: their failures on this tiny data must not skip the
     models under test here."""
     parents = " ".join(f"+{name}" for name in MY_MODELS)
-    # streets: no model here reads it, but service_circle_daily's relationships test does
-    done = dbt(data_dir, "build", "--select", parents, "streets",
+    # the dims: no model here reads them, but the relationships tests of these marts do
+    done = dbt(data_dir, "build", "--select", parents, "+dim_streets", "+dim_units", "+dim_union_orgs",
                "--exclude-resource-type", "test", "unit_test")
     assert done.returncode == 0, done.stdout[-6000:]
     tested = dbt(data_dir, "test", "--select", " ".join(MY_MODELS))
@@ -307,12 +307,12 @@ COVERAGE_COLUMNS = ("active_riders, active_riders_in_good_standing, coverage_rat
                     "new_members, withdrawals, expulsions, suppressed_cells, membership_as_of")
 
 
-def coverage_row(built, month: date, platform: str, occupation: str, basis: str, street: str, level: str,
+def coverage_row(built, month: date, platform: str, occupation: str, basis: str, street_id: str, level: str,
                  org: str):
     rows = query(built["warehouse"], f"""
         select {COVERAGE_COLUMNS} from marts.union_coverage_monthly
-        where month = ? and platform = ? and occupation = ? and street_basis = ? and street = ?
-          and org_level = ? and union_org_code = ?""", [month, platform, occupation, basis, street, level, org])
+        where month = ? and platform = ? and occupation = ? and street_basis = ? and street_id = ?
+          and org_level = ? and union_org_code = ?""", [month, platform, occupation, basis, street_id, level, org])
     assert len(rows) == 1, rows
     return rows[0]
 
@@ -331,7 +331,8 @@ def test_coverage_october_residence_cell_by_hand(built):
     # In good standing at month end: M1, M2, M3, M6; new: M2, M3; withdrawn: M4. A residence row carries
     # the member-only counts and no rider figures; 4, 2 and 1 members are fewer than K people, so NULL and
     # named; the expulsions, 0, describe no one.
-    row = coverage_row(built, date(2026, 10, 1), "meituan", "food_delivery_rider", "residence", "北山街道",
+    # 居住街道 北山街道 is street S01
+    row = coverage_row(built, date(2026, 10, 1), "meituan", "food_delivery_rider", "residence", "S01",
                        "all", "all")
     assert row[:7] == (None, None, None, None, None, None, 0) and row[8] == OCT31
     assert named(row[7]) == {"members_in_good_standing", "new_members", "withdrawals"}
@@ -345,16 +346,17 @@ def test_coverage_november_uses_the_later_export(built):
     # 2 Nov export: M3 auto-withdrawn on 1 Nov, rider 6 joined as M7. Good standing M1 M2 M6 M7: 4, with
     # 1 new member and 1 withdrawal, all fewer than K people; the same at their union and federation.
     for level, org in (("all", "all"), ("union", "EU01"), ("industry_federation", "FD01")):
-        row = coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "residence", "北山街道",
+        row = coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "residence", "S01",
                            level, org)
         assert row[:7] == (None, None, None, None, None, None, 0) and row[8] == NOV2, (level, row)
         assert named(row[7]) == {"members_in_good_standing", "new_members", "withdrawals"}, level
 
 
 def work_streets_by_hand(built, month: date) -> dict[tuple[str, str], str]:
-    """(platform, rider_key) -> work street, recounted in Python from the matched deliveries and the
-    seeds: the street with most unit deliveries, ties to the name that sorts first, none -> no_unit_delivery."""
-    street_of = {u["unit_id"]: s["street_name"] for u in seed("units") for s in seed("streets")
+    """(platform, rider_key) -> work street_id, recounted in Python from the matched deliveries and the
+    seeds: the street with most unit deliveries, ties to the street_id that sorts first, none ->
+    no_unit_delivery."""
+    street_of = {u["unit_id"]: s["street_id"] for u in seed("units") for s in seed("streets")
                  if u["street_id"] == s["street_id"]}
     votes: dict[tuple[str, str], dict[str, int]] = {}
     for platform, rider_key, unit_id in query(built["warehouse"], """
@@ -372,8 +374,7 @@ def test_coverage_by_work_street_recounted(built):
     # Riders 1-6 deliver at the first unit's centre, so they work in its street; the service-circle riders
     # 11-16 deliver at random points and work wherever most of their unit deliveries went. A published figure
     # equals the recount; a count of 1..K-1 people is NULL; every NULL figure is named in suppressed_cells.
-    street_names = {s["street_id"]: s["street_name"] for s in seed("streets")}
-    first_unit_street = street_names[seed("units")[0]["street_id"]]
+    first_unit_street = seed("units")[0]["street_id"]
     for month, good_standing in ((date(2026, 10, 1), {1, 2, 3, 5}), (date(2026, 11, 1), {1, 2, 5, 6})):
         work = work_streets_by_hand(built, month)
         assert all(work["meituan", rider(i)] == first_unit_street for i in range(1, 7))
@@ -383,7 +384,7 @@ def test_coverage_by_work_street_recounted(built):
             cell[0] += 1
             cell[1] += rider_key in {rider(i) for i in good_standing}
         got = {(r[0], r[1]): r[2:] for r in query(built["warehouse"], """
-            select platform, street, active_riders, active_riders_in_good_standing, coverage_rate,
+            select platform, street_id, active_riders, active_riders_in_good_standing, coverage_rate,
                    suppressed_cells, members_in_good_standing, new_members
             from marts.union_coverage_monthly
             where month = ? and street_basis = 'work' and org_level = 'all'""", [month])}
@@ -415,9 +416,9 @@ def test_coverage_district_row_and_small_cells_suppressed(built):
     assert row[3] in (5, None) and {"active_riders_in_good_standing", "coverage_rate"} <= named(row[7])
     for column, value in zip(("active_riders", "members_in_good_standing"), (row[0], row[3]), strict=True):
         assert value is not None or column in named(row[7])
-    # M5 alone (didi, 西溪街道) is a member cell of one person: hidden; its 0 new members, withdrawals and
+    # M5 alone (didi, 西溪街道: S02) is a member cell of one person: hidden; its 0 new members, withdrawals and
     # expulsions count no one and are published
-    didi = coverage_row(built, date(2026, 10, 1), "didi", "ride_hailing_driver", "residence", "西溪街道", "all",
+    didi = coverage_row(built, date(2026, 10, 1), "didi", "ride_hailing_driver", "residence", "S02", "all",
                         "all")
     assert didi[3:7] == (None, 0, 0, 0) and named(didi[7]) == {"members_in_good_standing"}
 

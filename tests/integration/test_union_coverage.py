@@ -40,10 +40,10 @@ def test_every_active_rider_has_one_work_street(district):
 
 def test_work_street_coverage_is_not_members_only(district):
     rows = district.rows("""
-        select month, street_basis, street, active_riders, active_riders_in_good_standing, coverage_rate
+        select month, street_basis, street_id, active_riders, active_riders_in_good_standing, coverage_rate
         from marts.union_coverage_monthly
         where org_level = 'all' and platform = 'meituan' and coverage_rate is not null
-          and street not in ('unknown', 'no_unit_delivery', 'all')""")
+          and street_id not in ('unknown', 'outside_registry', 'no_unit_delivery', 'all')""")
     work = [r for r in rows if r["street_basis"] == "work"]
     assert len(work) >= 10
     district_rate = dict(district.query("""

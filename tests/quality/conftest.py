@@ -307,7 +307,7 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
     con.execute(
         """
         create table marts.union_coverage_monthly as
-        select date_trunc('month', $day::date)::date as month, platform, occupation, street_basis, street,
+        select date_trunc('month', $day::date)::date as month, platform, occupation, street_basis, street_id,
                org_level, union_org_code, union_org_name, $day::date as membership_as_of,
                case when sup or street_basis = 'residence' then null else active end as active_riders,
                case when sup or street_basis = 'residence' then null else good end
@@ -322,17 +322,17 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                     when street_basis = 'residence' then 'members_in_good_standing,new_members,withdrawals,expulsions'
                     else 'active_riders,active_riders_in_good_standing,coverage_rate' end as suppressed_cells
         from (values
-            ('meituan', 'all', 'work', '北山街道', 'all', 'all', 'all', 20, 15, false),
+            ('meituan', 'all', 'work', 'S01', 'all', 'all', 'all', 20, 15, false),
             ('eleme', 'all', 'work', 'no_unit_delivery', 'all', 'all', 'all', 12, 0, false),
-            ('meituan', 'all', 'work', '北山街道', 'union', 'EU1', '美团工会', null, 15, false),
-            ('meituan', 'food_delivery_rider', 'residence', '北山街道', 'all', 'all', 'all', null, 15, false),
-            ('didi', 'ride_hailing_driver', 'residence', '西溪街道', 'all', 'all', 'all', null, 3, true),
-            ('meituan', 'food_delivery_rider', 'residence', '北山街道', 'union', 'EU1', '美团工会', null, 15,
+            ('meituan', 'all', 'work', 'S01', 'union', 'EU1', '美团工会', null, 15, false),
+            ('meituan', 'food_delivery_rider', 'residence', 'S01', 'all', 'all', 'all', null, 15, false),
+            ('didi', 'ride_hailing_driver', 'residence', 'S02', 'all', 'all', 'all', null, 3, true),
+            ('meituan', 'food_delivery_rider', 'residence', 'S01', 'union', 'EU1', '美团工会', null, 15,
              false),
-            ('meituan', 'food_delivery_rider', 'residence', '北山街道', 'industry_federation', 'FD1',
+            ('meituan', 'food_delivery_rider', 'residence', 'S01', 'industry_federation', 'FD1',
              '外卖行业工会联合会', null, 15, false),
             ('all', 'all', 'all', 'all', 'district', 'all', 'all', 32, 15, false)
-        ) v(platform, occupation, street_basis, street, org_level, union_org_code, union_org_name, active,
+        ) v(platform, occupation, street_basis, street_id, org_level, union_org_code, union_org_name, active,
             good, sup)
         """,
         {"day": day},

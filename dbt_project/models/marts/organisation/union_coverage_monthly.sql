@@ -44,14 +44,20 @@ federation_of as (
 
 ),
 
+streets as (
+
+    select * from {{ ref('streets') }}
+
+),
+
 -- the streets of the units a delivery can land in (a unit missing from the registry has no street)
 unit_streets as (
 
     select
         units.unit_id,
-        streets.street_name
+        units.street_id
     from {{ ref('units') }} as units
-    inner join {{ ref('streets') }} as streets on units.street_id = streets.street_id
+    inner join streets on units.street_id = streets.street_id
 
 ),
 
@@ -64,18 +70,18 @@ street_votes as (
         cast(date_trunc('month', orders.business_date) as date) as month,
         orders.platform,
         orders.rider_key,
-        unit_streets.street_name,
+        unit_streets.street_id,
         count(*) as deliveries
     from {{ ref('int_orders_matched') }} as orders
     left join unit_streets on orders.unit_id = unit_streets.unit_id
     where orders.is_delivered and orders.rider_key is not null
-    group by month, orders.platform, orders.rider_key, unit_streets.street_name
+    group by month, orders.platform, orders.rider_key, unit_streets.street_id
 
 ),
 
 -- the rider's work street on a platform in a month: the street of the units they delivered to most.
--- Deliveries outside the units vote for no street; a tie goes to the street whose name sorts first; a
--- rider whose deliveries all fell outside the units works in 'no_unit_delivery'. So every active rider
+-- Deliveries outside the units vote for no street; a tie goes to the street whose street_id sorts first;
+-- a rider whose deliveries all fell outside the units works in 'no_unit_delivery'. So every active rider
 -- has exactly one work street per platform and month.
 active_riders as (
 
@@ -83,11 +89,11 @@ active_riders as (
         month,
         platform,
         rider_key,
-        coalesce(street_name, 'no_unit_delivery') as work_street
+        coalesce(street_id, 'no_unit_delivery') as work_street
     from street_votes
     qualify row_number() over (
             partition by month, platform, rider_key
-            order by street_name is null asc, deliveries desc, street_name asc
+            order by street_id is null asc, deliveries desc, street_id asc
         ) = 1
 
 ),
@@ -132,7 +138,12 @@ members as (
         members.status,
         members.platform,
         coalesce(members.occupation, 'unknown') as occupation,
-        coalesce(members.home_street, 'unknown') as home_street,
+        -- the export writes the street of residence by name: keyed by the streets seed's street_id,
+        -- 'unknown' when empty, 'outside_registry' for a name the seed lacks (outside the district)
+        case
+            when members.home_street is null then 'unknown'
+            else coalesce(home_streets.street_id, 'outside_registry')
+        end as home_street,
         members.joined_on >= month_snapshot.month
         and members.joined_on < month_snapshot.month + interval 1 month as joined_in_month,
         members.status in {{ withdrawn_statuses }}
@@ -145,6 +156,7 @@ members as (
     inner join {{ ref('stg_union__members') }} as members
         on month_snapshot.membership_as_of = members.snapshot_date
     left join federation_of on members.union_code = federation_of.union_code
+    left join streets as home_streets on members.home_street = home_streets.street_name
 
 ),
 
@@ -229,7 +241,7 @@ based as (
         platform,
         'all' as occupation,
         'work' as street_basis,
-        work_street as street,
+        work_street as street_id,
         person_key,
         true as is_active,
         cast(null as varchar) as member_id,
@@ -249,7 +261,7 @@ based as (
         platform,
         occupation,
         'residence' as street_basis,
-        home_street as street,
+        home_street as street_id,
         person_key,
         false as is_active,
         member_id,
@@ -271,7 +283,7 @@ by_level as (
         platform,
         occupation,
         street_basis,
-        street,
+        street_id,
         'all' as org_level,
         'all' as union_org_code,
         person_key,
@@ -290,7 +302,7 @@ by_level as (
         platform,
         occupation,
         street_basis,
-        street,
+        street_id,
         'union' as org_level,
         union_code as union_org_code,
         person_key,
@@ -310,7 +322,7 @@ by_level as (
         platform,
         occupation,
         street_basis,
-        street,
+        street_id,
         'industry_federation' as org_level,
         federation_code as union_org_code,
         person_key,
@@ -330,7 +342,7 @@ by_level as (
         'all' as platform,
         'all' as occupation,
         'all' as street_basis,
-        'all' as street,
+        'all' as street_id,
         'district' as org_level,
         'all' as union_org_code,
         person_key,
@@ -351,7 +363,7 @@ cells as (
         platform,
         occupation,
         street_basis,
-        street,
+        street_id,
         org_level,
         union_org_code,
         count(distinct person_key) filter (where is_active) as active_riders,
@@ -363,7 +375,7 @@ cells as (
         count(distinct member_id) filter (where withdrew_in_month) as withdrawals,
         count(distinct member_id) filter (where expelled_in_month) as expulsions
     from by_level
-    group by month, platform, occupation, street_basis, street, org_level, union_org_code
+    group by month, platform, occupation, street_basis, street_id, org_level, union_org_code
 
 ),
 
@@ -374,7 +386,7 @@ published as (
         cells.platform,
         cells.occupation,
         cells.street_basis,
-        cells.street,
+        cells.street_id,
         cells.org_level,
         cells.union_org_code,
         month_snapshot.membership_as_of,
