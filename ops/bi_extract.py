@@ -14,7 +14,8 @@ from pathlib import Path
 import duckdb
 
 EXTRACT_TABLES = ("district_daily_kpis", "street_coverage_monthly", "service_circle_daily",
-                  "volunteer_activity_monthly", "union_coverage_monthly")
+                  "volunteer_activity_monthly", "union_coverage_monthly",
+                  "dim_streets")  # the street names and label points of the streets' street_id
 
 
 def build_dashboard_extract(current: Path, target: Path) -> dict:

@@ -36,6 +36,12 @@ PUBLISHED_MARTS = (
     "union_coverage_monthly",
     "district_daily_kpis",
     "pipeline_runs",
+    # the registries the marts' keys join (models/marts/registry)
+    "dim_streets",
+    "dim_units",
+    "dim_stations",
+    "dim_volunteer_teams",
+    "dim_union_orgs",
 )
 MART_ASSETS = [Asset(f"xihu://published/{mart}") for mart in PUBLISHED_MARTS]
 

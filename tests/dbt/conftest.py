@@ -402,9 +402,10 @@ def load_station_files(con: duckdb.DuckDBPyConnection, files: dict[date, list[di
 def run_dbt_build(data_dir: Path, business_date: date, *extra: str) -> subprocess.CompletedProcess:
     """`dbt build` of the core marts and their parents against data_dir's warehouse (own target/log paths)."""
     env = {**os.environ, "XIHU_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1"}
-    # Seeds only the marts' tests read are named too; "cautious" keeps out the tests of other marts
-    # (another engineer's) that merely point at a selected model.
-    select = [f"+{mart}" for mart in CORE_MARTS] + ["stations", "streets", "volunteer_teams"]
+    # The dims only the marts' relationships tests read are named too; "cautious" keeps out the tests of
+    # other marts (another engineer's) that merely point at a selected model.
+    select = [f"+{mart}" for mart in CORE_MARTS] + ["+dim_stations", "+dim_streets", "+dim_units",
+                                                    "+dim_volunteer_teams"]
     cmd = [
         str(DBT), "build", "--profiles-dir", str(DBT_PROJECT), "--project-dir", str(DBT_PROJECT),
         "--target-path", str(data_dir / "dbt" / "target"), "--log-path", str(data_dir / "dbt" / "logs"),

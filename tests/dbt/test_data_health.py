@@ -130,7 +130,8 @@ def built(tmp_path_factory) -> dict:
         [str(DBT), "build", "--profiles-dir", str(DBT_PROJECT), "--project-dir", str(DBT_PROJECT),
          "--target-path", str(data_dir / "dbt" / "target"), "--log-path", str(data_dir / "dbt" / "logs"),
          "--vars", json.dumps(dbt_vars(business_date=D.isoformat(), points_opening_days=OPENING_DAYS)),
-         "--select", "+pipeline_runs", "+station_usage_daily", "+volunteer_activity_monthly", "streets",
+         "--select", "+pipeline_runs", "+station_usage_daily", "+volunteer_activity_monthly",
+         "+dim_streets", "+dim_stations", "+dim_volunteer_teams",
          "--indirect-selection", "cautious"],
         cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=600,
     )

@@ -1,6 +1,6 @@
-"""Every published mart has a suite, and each suite's schema expectation lists exactly the columns the
-dbt docs promise analysts (so a column documented later is gated as soon as the suite is updated, and a
-suite never demands a column the docs dropped)."""
+"""Every published mart but the registries (dim_*) has a suite, and each suite's schema expectation lists
+exactly the columns the dbt docs promise analysts (so a column documented later is gated as soon as the
+suite is updated, and a suite never demands a column the docs dropped)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ SUITES_DIR = Path(__file__).resolve().parents[2] / "expectations" / "gx" / "expe
 
 
 def test_mart_suites_check_the_documented_schema(tmp_path):
-    marts = published_marts(parse_manifest(tmp_path))
+    # the registries (tag registry: dim_streets, ...) are gated by their dbt tests, not by a suite
+    marts = {name: node for name, node in published_marts(parse_manifest(tmp_path)).items()
+             if "registry" not in node["tags"]}
+    assert len(marts) >= 9
     mart_suites = {s.name for s in SUITES if s.stage == "marts"}
     assert set(marts) <= mart_suites
     schema_checked = {}
