@@ -354,11 +354,11 @@ def test_coverage_november_uses_the_later_export(built):
 
 def work_streets_by_hand(built, month: date) -> dict[tuple[str, str], str]:
     """(platform, rider_key) -> work street_id, recounted in Python from the matched deliveries and the
-    seeds: the street with most unit deliveries, ties to the street_id that sorts first, none ->
+    seeds: the street with most unit deliveries, ties to the street whose name sorts first, none ->
     no_unit_delivery."""
-    street_of = {u["unit_id"]: s["street_id"] for u in seed("units") for s in seed("streets")
+    street_of = {u["unit_id"]: (s["street_name"], s["street_id"]) for u in seed("units") for s in seed("streets")
                  if u["street_id"] == s["street_id"]}
-    votes: dict[tuple[str, str], dict[str, int]] = {}
+    votes: dict[tuple[str, str], dict[tuple[str, str], int]] = {}
     for platform, rider_key, unit_id in query(built["warehouse"], """
             select platform, rider_key, unit_id from intermediate.int_orders_matched
             where is_delivered and rider_key is not null and date_trunc('month', business_date) = ?""",
@@ -366,7 +366,7 @@ def work_streets_by_hand(built, month: date) -> dict[tuple[str, str], str]:
         tally = votes.setdefault((platform, rider_key), {})
         if unit_id in street_of:
             tally[street_of[unit_id]] = tally.get(street_of[unit_id], 0) + 1
-    return {key: min(tally, key=lambda s: (-tally[s], s)) if tally else "no_unit_delivery"
+    return {key: min(tally, key=lambda s: (-tally[s], s))[1] if tally else "no_unit_delivery"
             for key, tally in votes.items()}
 
 

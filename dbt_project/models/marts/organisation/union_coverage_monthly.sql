@@ -55,7 +55,8 @@ unit_streets as (
 
     select
         units.unit_id,
-        units.street_id
+        units.street_id,
+        streets.street_name
     from {{ ref('units') }} as units
     inner join streets on units.street_id = streets.street_id
 
@@ -71,17 +72,18 @@ street_votes as (
         orders.platform,
         orders.rider_key,
         unit_streets.street_id,
+        unit_streets.street_name,
         count(*) as deliveries
     from {{ ref('int_orders_matched') }} as orders
     left join unit_streets on orders.unit_id = unit_streets.unit_id
     where orders.is_delivered and orders.rider_key is not null
-    group by month, orders.platform, orders.rider_key, unit_streets.street_id
+    group by month, orders.platform, orders.rider_key, unit_streets.street_id, unit_streets.street_name
 
 ),
 
 -- the rider's work street on a platform in a month: the street of the units they delivered to most.
--- Deliveries outside the units vote for no street; a tie goes to the street whose street_id sorts first;
--- a rider whose deliveries all fell outside the units works in 'no_unit_delivery'. So every active rider
+-- Deliveries outside the units vote for no street; a tie goes to the street whose name sorts first; a
+-- rider whose deliveries all fell outside the units works in 'no_unit_delivery'. So every active rider
 -- has exactly one work street per platform and month.
 active_riders as (
 
@@ -93,7 +95,7 @@ active_riders as (
     from street_votes
     qualify row_number() over (
             partition by month, platform, rider_key
-            order by street_id is null asc, deliveries desc, street_id asc
+            order by street_id is null asc, deliveries desc, street_name asc
         ) = 1
 
 ),
