@@ -5,14 +5,13 @@ tests/publish/test_real_clients.py; the analysts' side is docs/analysts.md, "Con
   can only read versions between 64 and 68"), and ``apache-superset[duckdb]`` pins ``duckdb<2``. The
   snapshot is written with ``storage_compatibility_version`` :data:`STORAGE_VERSION` (the connection
   setting equivalent to ``ATTACH ... (STORAGE_VERSION 'v1.4.0')``), which DuckDB 1.4 and every later
-  release read. A mart whose types that version cannot store fails the publication instead of being
-  published unreadable.
+  release read (tests/publish/test_real_clients.py opens it with 1.5.6).
 - **No 128-bit integers.** DuckDB's ``sum()`` of integers is HUGEINT, which duckdb-engine reflects as
-  INTEGER (a 32-bit type to Superset) and Parquet has no type for. Decision: the cast to BIGINT is done
-  here, once, at publication, not in the models, so every mart (also those added later) is covered and
-  the warehouse keeps DuckDB's exact sums. The cast is the check: a value beyond BIGINT fails the
-  publication (DuckDB refuses the cast, naming the column) and ``current`` stays where it was; no sum of
-  this district's counts comes within 10^15 of the limit.
+  INTEGER (a 32-bit type to Superset) and Parquet has no type for (DuckDB writes it as a double).
+  Decision: the cast to BIGINT is done here, once, at publication, not in the models, so every mart
+  (also those added later) is covered and the warehouse keeps DuckDB's exact sums. The cast is the
+  check: a value beyond BIGINT (9.2 * 10^18; the district's sums are of the order of 10^7) fails the
+  publication (DuckDB refuses the cast, naming the column) and ``current`` stays where it was.
 """
 
 from __future__ import annotations
