@@ -147,11 +147,14 @@ def xihu_friendly_daily():
             recover,
             version_name,
         )
+        from publish.verify import verify_published
 
         warehouse.stage(run_key)
         settled = recover(published_dir(), lambda v: v in recorded_versions(warehouse.live_path()))
         if settled:
             log.warning("%s", settled)
+        verified = verify_published(published_dir())  # a version whose files changed is withdrawn (publish/verify.py)
+        (log.warning if verified.damaged else log.info)("%s", verified.summary())
         pruned = prune_landing(landing_dir(), pendulum.now("UTC"), landing_keep_days())
         if pruned:
             log.info("landing retention: %d old fetch folders deleted", len(pruned))

@@ -1,4 +1,4 @@
-"""``python -m publish list | rollback [--to VERSION] | shell [--version V] [-c SQL]``.
+"""``python -m publish list | rollback [--to VERSION] | shell [--version V] [-c SQL] | verify``.
 
 Every subcommand works on ``$XIHU_DATA_DIR/published`` unless ``--root`` says otherwise.
 """
@@ -11,6 +11,7 @@ import sys
 from ingest.settings import apply_data_umask
 from publish.publisher import Manifest, current_version, default_root, rollback, versions
 from publish.shell import run_shell
+from publish.verify import verify_published
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,8 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     shell = sub.add_parser("shell", help="read-only SQL shell on the current snapshot")
     shell.add_argument("--version", default=None, help="a version other than the current one")
     shell.add_argument("-c", dest="sql", default=None, help="run one statement and exit")
+    sub.add_parser("verify", help="check every version's files against its manifest; withdraw damaged ones "
+                                  "(exit 1 when any was damaged)")
     args = parser.parse_args(argv)
-    apply_data_umask()  # rollback rewrites `current` under the data root
+    apply_data_umask()  # rollback and verify rewrite `current` under the data root
     root = args.root or default_root()
 
     if args.command == "list":
@@ -42,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rollback refused: {error}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "verify":
+        verified = verify_published(root)
+        print(verified.summary(), file=sys.stderr if verified.damaged else sys.stdout)
+        return 1 if verified.damaged else 0
     try:
         return run_shell(root, version=args.version, command=args.sql)
     except FileNotFoundError as error:

@@ -40,6 +40,7 @@ import duckdb
 from ingest import settings
 from ingest.files import fsync_path, sha256_file
 from publish import describe
+from publish.compat import connect_snapshot, copy_mart
 
 BOM = b"\xef\xbb\xbf"
 CURRENT = "current"
@@ -165,7 +166,7 @@ def _build(
 ) -> Manifest:
     (build_dir / "parquet").mkdir(parents=True)
     (build_dir / "csv").mkdir()
-    con = duckdb.connect(str(build_dir / "marts.duckdb"))
+    con = connect_snapshot(build_dir / "marts.duckdb")  # readable by DuckDB 1.4+ (publish/compat.py)
     mart_info: dict[str, dict] = {}
     try:
         # The warehouse is attached read-only: publishing never takes the writer's lock.
@@ -184,7 +185,7 @@ def _build(
         described = {**_table_descriptions(con), **(descriptions or {})}
         column_comments = describe.read_comments(con, "wh")
         for mart in chosen:
-            con.execute(f"create table main.{_quote(mart)} as select * from wh.marts.{_quote(mart)}")
+            copy_mart(con, f"wh.marts.{_quote(mart)}", f"main.{_quote(mart)}")  # HUGEINT -> BIGINT
         con.execute("detach wh")
         con.execute(
             "create table main.mart_catalog (mart varchar primary key, description varchar,"
