@@ -281,6 +281,26 @@ FRIENDLY_EFFECT = MartFrame(
              "did_saving_ci_high_min", "deliveries_last_30_days", "rider_hours_saved_per_month"),
 )
 
+FRIENDLY_EVENT_STUDY = MartFrame(
+    table="marts.friendly_event_study",
+    period=f"business_date = {_DAY}",
+    checks=(
+        ("whole_grid", "(select count(*) = 63 and min(g.rel_day) = -28 and max(g.rel_day) = 34 "
+                       "from marts.friendly_event_study as g "
+                       "where g.business_date = m.business_date and g.unit_type = m.unit_type)"),
+        ("count_min", "least(adopted_units, adopted_deliveries, adopted_riders, control_deliveries, control_riders)"),
+        ("riders_within_deliveries", _all(["adopted_riders <= adopted_deliveries",
+                                           "control_riders <= control_deliveries"])),
+        ("units_match_friendly_effect", "coalesce(m.adopted_units = (select e.units_measured "
+                                        "from marts.friendly_effect as e where e.reporting_date = m.business_date "
+                                        "and e.unit_type = m.unit_type), false)"),
+        ("means_plausible", _all(["adopted_mean_last100_min > 0", "adopted_mean_last100_min <= 120",
+                                  "control_mean_last100_min > 0", "control_mean_last100_min <= 120"])),
+    ),
+    private=("adopted_deliveries", "adopted_riders", "adopted_mean_last100_min", "control_deliveries",
+             "control_riders", "control_mean_last100_min"),
+)
+
 STREET_COVERAGE_MONTHLY = MartFrame(
     table="marts.street_coverage_monthly",
     period=f"month = {_MONTH}",
@@ -438,6 +458,7 @@ SUITES: tuple[SuiteSpec, ...] = (
     SuiteSpec("unit_access_daily", "marts", unit_access_frame, "unit_id", "marts.unit_access_daily"),
     SuiteSpec("volunteer_activity_monthly", "marts", volunteer_activity_frame),
     SuiteSpec("friendly_effect", "marts", FRIENDLY_EFFECT, "unit_type"),
+    SuiteSpec("friendly_event_study", "marts", FRIENDLY_EVENT_STUDY, "unit_type"),
     SuiteSpec("street_coverage_monthly", "marts", STREET_COVERAGE_MONTHLY, "street_id"),
     SuiteSpec("station_usage_daily", "marts", STATION_USAGE_DAILY, "station_id"),
     SuiteSpec("service_circle_daily", "marts", SERVICE_CIRCLE_DAILY, "street_id",

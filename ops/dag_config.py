@@ -29,6 +29,7 @@ WRITER_POOL = "duckdb_writer"  # DuckDB allows one writing process: every wareho
 PUBLISHED_MARTS = (
     "unit_access_daily",
     "friendly_effect",
+    "friendly_event_study",
     "street_coverage_monthly",
     "station_usage_daily",
     "service_circle_daily",

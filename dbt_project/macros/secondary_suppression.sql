@@ -86,6 +86,17 @@
          'total': 'marts.friendly_effect', 'total_group': ['t.reporting_date'], 'total_where': "t.unit_type = 'all'",
          'columns': [['after_window_deliveries', 'after_window_deliveries'],
                      ['deliveries_last_30_days', 'deliveries_last_30_days']]},
+        {'name': 'unit type -> all, per relative day',
+         'parts': 'marts.friendly_event_study', 'keys': ['business_date', 'unit_type', 'rel_day'],
+         'part_group': ['p.business_date', 'p.rel_day'], 'part_where': "p.unit_type <> 'all'",
+         'total': 'marts.friendly_event_study', 'total_group': ['t.business_date', 't.rel_day'],
+         'total_where': "t.unit_type = 'all'",
+         'columns': [['adopted_deliveries', 'adopted_deliveries'], ['control_deliveries', 'control_deliveries']]},
+        {'name': 'relative day -> after window (friendly_effect)',
+         'parts': 'marts.friendly_event_study', 'keys': ['business_date', 'unit_type', 'rel_day'],
+         'part_group': ['p.business_date', 'p.unit_type'], 'part_where': 'p.rel_day between 7 and 34',
+         'total': 'marts.friendly_effect', 'total_group': ['t.reporting_date', 't.unit_type'],
+         'columns': [['adopted_deliveries', 'after_window_deliveries']]},
         {'name': 'union organisation -> industry federation',
          'parts': 'marts.union_coverage_monthly', 'keys': union_keys,
          'part_from': 'left join ' ~ federation_of ~ ' as f on p.union_org_code = f.union_code',
@@ -122,7 +133,10 @@
 {#- Cells that, with a published figure of their row, give a suppressed cell back, NULLed with it: shares
     (times their denominator), and friendly_effect's estimates, which `all` averages over the types
     weighted by the published units_measured (the all row x its units minus the other types' gives a
-    type's back, so a type's estimates go with its deliveries). -#}
+    type's back, so a type's estimates go with its deliveries). friendly_event_study's means go with their
+    deliveries both ways: `all`'s mean is the types' means weighted by their timed deliveries, close to the
+    published deliveries, so a published mean beside two hidden deliveries (or published deliveries
+    beside a hidden mean) would give them back approximately. -#}
 {% macro suppression_companions() %}
     {{ return({
         'marts.service_circle_daily': {
@@ -134,6 +148,11 @@
                 'naive_saving_min', 'did_saving_min', 'did_saving_ci_low_min', 'did_saving_ci_high_min',
                 'rider_hours_saved_per_month'],
             'deliveries_last_30_days': ['rider_hours_saved_per_month']},
+        'marts.friendly_event_study': {
+            'adopted_deliveries': ['adopted_mean_last100_min'],
+            'adopted_mean_last100_min': ['adopted_deliveries'],
+            'control_deliveries': ['control_mean_last100_min'],
+            'control_mean_last100_min': ['control_deliveries']},
     }) }}
 {% endmacro %}
 

@@ -234,6 +234,26 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
         """,
         {"day": day, "types": [*TYPES, "all"]},
     )
+    # The event study on friendly_effect's 3 measured units per type; construction sites' adopted cells
+    # suppressed (as their friendly_effect row).
+    con.execute(
+        """
+        create table marts.friendly_event_study as
+        select $day::date as business_date, unit_type, cast(r as integer) as rel_day, 3 as adopted_units,
+               'final' as status,
+               case when sup then null else 30 end as adopted_deliveries,
+               case when sup then null else 25 end as adopted_riders,
+               case when sup then null else (case when r < 0 then 11.0 else 9.0 end)::double end
+                   as adopted_mean_last100_min,
+               800 as control_deliveries, 300 as control_riders, 10.5::double as control_mean_last100_min,
+               case when sup then 'adopted_deliveries,adopted_riders,adopted_mean_last100_min' else '' end
+                   as suppressed_cells
+        from (select unit_type, unit_type = 'construction_site' as sup
+              from unnest($types::varchar[]) t(unit_type))
+        cross join range(-28, 35) as days(r)
+        """,
+        {"day": day, "types": [*TYPES, "all"]},
+    )
     # Unit counts per street from the units seed, as of the business date; S11's deliveries suppressed.
     per_type = ", ".join(
         f"count(*) filter (where unit_type = '{t}') as units_{t}, "

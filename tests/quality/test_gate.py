@@ -43,9 +43,9 @@ def test_good_data_passes_both_gates_and_records_every_suite(warehouse, data_dir
          "raw_union_members", "raw_station_events", "raw_load_audit"]
     )
     assert [r[0] for r in rows if r[1] == "marts"] == [
-        "data_drift", "district_daily_kpis", "friendly_effect", "pipeline_runs", "rider_points_balance",
-        "service_circle_daily", "station_usage_daily", "street_coverage_monthly", "union_coverage_monthly",
-        "unit_access_daily", "volunteer_activity_monthly"]
+        "data_drift", "district_daily_kpis", "friendly_effect", "friendly_event_study", "pipeline_runs",
+        "rider_points_balance", "service_circle_daily", "station_usage_daily", "street_coverage_monthly",
+        "union_coverage_monthly", "unit_access_daily", "volunteer_activity_monthly"]
     assert all(r[2] > 0 and r[3] == 0 and r[4] == 0 and r[5] for r in rows)
     assert (data_dir / "quality" / "data_docs" / "index.html").exists()
     # A retried task replaces its rows rather than doubling them.
@@ -161,6 +161,36 @@ MART_RULES = [
          "after_window_deliveries": 40, "naive_saving_min": 1, "did_saving_min": 1,
          "did_saving_ci_low_min": 0,
          "did_saving_ci_high_min": 2, "deliveries_last_30_days": 40, "rider_hours_saved_per_month": 1},
+         "suppressed_cells <> ''")),
+    # friendly_event_study
+    ("marts", "friendly_event_study: event-study rows present for the as-of date (freshness)",
+     "delete from marts.friendly_event_study"),
+    ("marts", "friendly_event_study: every documented column published (dbt docs)",
+     "alter table marts.friendly_event_study drop column status"),
+    ("marts", "friendly_event_study: data to validate exists",
+     "alter table marts.friendly_event_study drop column control_mean_last100_min"),
+    ("marts", "friendly_event_study: unit type present",
+     "update marts.friendly_event_study set unit_type = null where unit_type = 'hospital'"),
+    ("marts", "friendly_event_study: one row per as-of date, unit type and relative day",
+     "insert into marts.friendly_event_study select * from marts.friendly_event_study"
+     " where unit_type = 'hospital' and rel_day = 3"),
+    ("marts", "friendly_event_study: unit type is a unit type of the units seed or 'all'",
+     "update marts.friendly_event_study set unit_type = 'spaceport' where unit_type = 'hospital'"),
+    ("marts", "friendly_event_study: every unit type and 'all' has the 63 relative days -28..34",
+     "delete from marts.friendly_event_study where unit_type = 'all' and rel_day = 34"),
+    ("marts", "friendly_event_study: status is final, provisional or partial",
+     "update marts.friendly_event_study set status = 'maybe' where rel_day = 0"),
+    ("marts", "friendly_event_study: unit, delivery and rider counts never negative",
+     "update marts.friendly_event_study set control_riders = -1 where unit_type = 'hospital' and rel_day = 0"),
+    ("marts", "friendly_event_study: riders never exceed deliveries",
+     "update marts.friendly_event_study set adopted_riders = 31 where unit_type = 'hospital' and rel_day = 0"),
+    ("marts", "friendly_event_study: adopted units are friendly_effect's measured units",
+     "update marts.friendly_event_study set adopted_units = 2 where unit_type = 'hospital'"),
+    ("marts", "friendly_event_study: means are plausible last-100 minutes (0 < x <= 120)",
+     "update marts.friendly_event_study set control_mean_last100_min = 150 where rel_day = 5"),
+    ("marts", "friendly_event_study: every cell named in suppressed_cells is NULL",
+     _publish_every_cell("friendly_event_study", {
+         "adopted_deliveries": 30, "adopted_riders": 25, "adopted_mean_last100_min": 9.0},
          "suppressed_cells <> ''")),
     # street_coverage_monthly
     ("marts", "street_coverage_monthly: street rows present for the business month (freshness)",
