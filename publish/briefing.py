@@ -40,6 +40,7 @@ from pathlib import Path
 import duckdb
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 HTML_NAME = "briefing.html"
 PDF_NAME = "briefing.pdf"
@@ -166,7 +167,7 @@ def svg(fig: Figure, name: str) -> str:
     """The figure as inline SVG: text as text, no XML prolog, no namespace URLs (HTML needs none)."""
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):
-        fig.savefig(buf, format="svg", bbox_inches="tight",
+        fig.savefig(buf, format="svg",
                     metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
@@ -179,7 +180,7 @@ def svg(fig: Figure, name: str) -> str:
 
 def figure(width: float, height: float) -> Figure:
     with matplotlib.rc_context(_rc()):
-        fig = Figure(figsize=(width, height))
+        fig = Figure(figsize=(width, height), layout="constrained")
     return fig
 
 
@@ -263,7 +264,7 @@ def effect_chart(rows: list[dict]) -> str:
     ax.plot([], [], "o", color=GREEN, label="双重差分 DiD (95% 区间 interval)")
     ax.plot([], [], "D", markerfacecolor="white", markeredgecolor=ORANGE, linestyle="none",
             label="前后简单对比 naive before/after")
-    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=7, frameon=False)
     return svg(fig, "friendly-effect")
 
 
@@ -286,7 +287,7 @@ def event_study_chart(rows: list[dict]) -> str:
     ax.axvspan(0, 6.5, color=GREEN, alpha=0.06, lw=0)
     ax.set_xlabel("距挂牌天数 days relative to adoption (0 = 挂牌 adoption; 0..6 过渡期 ramp-up)")
     ax.set_ylabel("最后100米 平均分钟\nmean last-100-m minutes", fontsize=8)
-    ax.legend(fontsize=7, frameon=False, loc="upper right")
+    ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
     return svg(fig, "event-study")
 
 
@@ -335,7 +336,8 @@ def line_chart(xs: list, series: list[tuple[str, str, list[Cell]]], kind: str, n
         ax.plot([], [], color=GREY, alpha=0.5, linewidth=6, label=f"{HIDDEN_ZH} {HIDDEN_EN}")
     ax.set_ylabel(ylabel, fontsize=8)
     ax.legend(fontsize=7, frameon=False)
-    if xs and isinstance(xs[0], dt.date):
+    if xs and isinstance(xs[0], dt.date):  # monthly points: one tick per month
+        ax.set_xticks(xs)
         ax.xaxis.set_major_formatter(matplotlib.dates.DateFormatter("%Y-%m"))
     return svg(fig, name)
 
@@ -363,10 +365,9 @@ def source_chart(sources: list[tuple[str, Cell, Cell, Cell, Cell]]) -> str:
     ax.set_yticklabels([f"{SOURCES.get(s, s)} {s}" for s, *_ in sources])
     ax.set_xlim(0, 1.0)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.barh([], [], color=GREEN, label="入库 loaded")
-    ax.barh([], [], color=GREY, label="重复已去除 duplicates removed")
-    ax.barh([], [], color=RED, label="隔离 quarantined")
-    ax.legend(fontsize=7, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    handles = [Patch(color=GREEN, label="入库 loaded"), Patch(color=GREY, label="重复已去除 duplicates removed"),
+               Patch(color=RED, label="隔离 quarantined")]
+    ax.legend(handles=handles, fontsize=7, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     ax.set_title("取数 / 入库 / 重复 / 隔离  fetched / loaded / duplicates / quarantined", fontsize=8, loc="left")
     return svg(fig, "data-health")
 
