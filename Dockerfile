@@ -25,6 +25,12 @@ RUN groupadd --gid 50000 xihu \
     && chown -R xihu:xihu /opt/xihu /opt/airflow \
     && chmod 0750 /opt/xihu/data
 
+# Publishing prints the daily briefing's PDF with headless Chromium, its Chinese in Noto CJK
+# (publish/briefing.py): without them the publish task fails rather than publish without the PDF.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends chromium fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/xihu
 
 # Dependencies first: this layer is rebuilt only when the lock changes.

@@ -25,9 +25,10 @@ $(BIN)/.installed: requirements.lock
 install: $(BIN)/.installed
 
 # What some tests run natively (there is no Docker daemon here): Postgres for the real scheduler,
-# docker-compose as the compose parser, LibreOffice Calc for the published CSV. Installed when we are root
+# docker-compose as the compose parser, LibreOffice Calc for the published CSV; Chromium and the CJK fonts
+# print the briefing's PDF, which publishing needs (publish/briefing.py). Installed when we are root
 # with apt; otherwise those tests skip, naming the install command.
-DEBIAN_PACKAGES := postgresql docker-compose libreoffice-calc-nogui
+DEBIAN_PACKAGES := postgresql docker-compose libreoffice-calc-nogui chromium fonts-noto-cjk
 debian-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \

@@ -19,7 +19,8 @@ served unrecorded, and none is recorded but left unserved.
 Layout of a version (``published/versions/<YYYYMMDD>T<HHMMSS>Z-<business_date>-<short run id>/``):
 ``marts.duckdb`` (every mart in schema ``main`` plus ``mart_catalog`` and ``column_catalog``; tables and
 columns commented, publish/describe.py), ``parquet/<mart>.parquet``,
-``csv/<mart>.csv`` (UTF-8 with BOM, so Excel reads Chinese text), ``manifest.json``.
+``csv/<mart>.csv`` (UTF-8 with BOM, so Excel reads Chinese text), ``briefing.html`` and ``briefing.pdf``
+(the daily briefing, made from that ``marts.duckdb`` alone: publish/briefing.py), ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class Manifest:
     files: dict  # path relative to the version folder -> sha256 (every file but manifest.json)
     # Already published business dates this version changes (late corrections, a re-run or backfill).
     corrected_dates: list = field(default_factory=list)
+    # The documents made from this version's tables (publish/briefing.py), also in ``files``.
+    documents: list = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True)
@@ -219,11 +222,14 @@ def _build(
         con.execute("checkpoint")  # everything in the file itself, no WAL next to it
     finally:
         con.close()
+    from publish.briefing import write_briefing  # matplotlib is loaded by publishing only, not by the shell
+
+    documents = [str(p.relative_to(build_dir)) for p in write_briefing(build_dir)]  # from marts.duckdb only
 
     files = {
         str(p.relative_to(build_dir)): sha256_file(p) for p in sorted(build_dir.rglob("*")) if p.is_file()
     }
-    manifest = Manifest(marts=mart_info, files=files, **meta)
+    manifest = Manifest(marts=mart_info, files=files, documents=documents, **meta)
     (build_dir / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
     for p in build_dir.rglob("*"):
         if p.is_file():

@@ -40,6 +40,7 @@ def test_publish_writes_every_file_with_checksums_bom_and_catalog(warehouse, pub
     marts = ["street_coverage_monthly", "unit_access_daily"]
     assert sorted(manifest.marts) == marts  # staging.stg_riders is not published
     expected = {"marts.duckdb"} | {f"parquet/{m}.parquet" for m in marts} | {f"csv/{m}.csv" for m in marts}
+    expected |= {"briefing.html", "briefing.pdf"}  # publish/briefing.py (tests/publish/test_briefing.py)
     assert set(manifest.files) == expected
     for name, digest in manifest.files.items():
         assert _sha(folder / name) == digest, name
