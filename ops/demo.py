@@ -20,6 +20,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -72,6 +73,12 @@ def run_history(env: dict[str, str], first: date, last: date) -> bool:
     conf = json.dumps({"history_from": first.isoformat(), "history_to": last.isoformat()})
     result = airflow(env, "dags", "test", "-c", conf, DAG_ID, run_time_for(last).isoformat(), check=False)
     return result.returncode == 0
+
+
+def timed(run, *args) -> tuple[bool, float]:
+    """``run(*args)`` and its wall time in seconds."""
+    start = time.monotonic()
+    return run(*args), time.monotonic() - start
 
 
 def friendly_effect_lines(marts: Path) -> list[str]:
@@ -181,16 +188,21 @@ def main(argv: list[str] | None = None) -> int:
     init_airflow(env)
     with sandbox(args.seed, args.scale) as base_url:
         env = embedded_env(args.data_dir, base_url)
-        ok = {f"{history[0]}..{history[1]}": run_history(env, *history)} if history else {}
-        ok |= {str(day): run_day(env, day) for day in days}
+        runs = {}  # label -> (succeeded, seconds)
+        if history:
+            runs[f"history {history[0]}..{history[1]}"] = timed(run_history, env, *history)
+        runs |= {f"daily {day}": timed(run_day, env, day) for day in days}
     subprocess.run([str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--profiles-dir", ".",
                     "--vars", json.dumps(dbt_vars()),
                     "--target-path", str(args.data_dir.resolve() / "dbt_docs"), "--quiet"],
                    cwd=PROJECT_ROOT / "dbt_project", env=env, check=False)
     report, all_published = summary(args.data_dir.resolve(), days, history)
     print(report)
-    if not all(ok.values()) or not all_published:
-        print(f"\nNot every date was published: runs {ok}", file=sys.stderr)
+    print("\nRuns (airflow dags test, wall time):")
+    for label, (ok, seconds) in runs.items():
+        print(f"   {label:<34} {'succeeded' if ok else 'FAILED':<9} {seconds:>5.0f} s")
+    if not all(ok for ok, _ in runs.values()) or not all_published:
+        print("\nNot every date was published", file=sys.stderr)
         return 1
     return 0
 
