@@ -36,10 +36,11 @@ partition) and by the marts gate as of `history_to` (the union export exists onl
 raw suites cannot run on every date as they stand).
 
 Mapping: one fetch instance per (source, date), as in a daily run, so a failed or retried fetch is one
-partition and the map index names it. Measured under `airflow dags test` on 2 cores (scale 0.02): an
-instance costs ~0.25 s including its HTTP (~0.1 s of Airflow overhead), so 70 days (352 instances) fetch in
-about a minute and a half; chunking dates per source would save under a minute of a few-minute demo and
-lose the per-partition retries.
+partition, the map index names it, and Celery workers share the range. Measured under `airflow dags test`
+on the 2-core machine (make demo, scale 0.02, 70 days = 352 instances): 6 min of fetch at load ~10, ~1.0 s
+an instance, of which ~0.3 s is Airflow's (start, rendering, XCom push) and the rest the sandbox making
+and serving the day; on a quiet machine ~0.25 s an instance. Chunking dates per source would save at most
+that overhead (~2 min loaded, ~1 min quiet) and lose the per-partition retries.
 """
 
 from __future__ import annotations
