@@ -6,6 +6,9 @@ or ``airflow dags test`` run gets the trigger time (and may have ``data_interval
 All of them mean "the last complete day before this run", so the rule is: the local calendar date of the
 logical date (or of ``run_after`` when a manual run has no logical date), minus one day. A run can also
 name its day explicitly with the param ``business_date`` (``YYYY-MM-DD``), which wins.
+
+A history run (params ``history_from`` and ``history_to``) processes a whole range in one run instead:
+:func:`history_dates` validates the range and :func:`history_plan` lists its fetches.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from zoneinfo import ZoneInfo
 from ingest.settings import TIMEZONE
 
 LOCAL = ZoneInfo(TIMEZONE)
+PLATFORMS_AND_STATIONS = ("meituan", "eleme", "sf", "shansong", "stations")
+# Longest history run: a year of onboarding history with margin. A range is one run, one staged warehouse
+# and one dbt build; longer ranges are several runs, oldest first.
+MAX_HISTORY_DAYS = 400
 
 
 def business_date_for(logical_date: datetime | None, run_after: datetime | None = None,
@@ -45,6 +52,47 @@ def fetch_plan(business_date: date) -> list[dict]:
     """
     previous = business_date - timedelta(days=1)
     plan = [{"source": p, "business_date": d.isoformat()}
-            for p in ("meituan", "eleme", "sf", "shansong", "stations") for d in (previous, business_date)]
+            for p in PLATFORMS_AND_STATIONS for d in (previous, business_date)]
     plan += [{"source": s, "business_date": business_date.isoformat()} for s in ("union_members", "union_orgs")]
+    return plan
+
+
+def history_dates(history_from: str | None, history_to: str | None,
+                  business_date: str | None = None) -> list[date] | None:
+    """The dates of a history run (``history_from`` .. ``history_to``, both included), or None for a
+    daily run. Raises ValueError, naming the params, for half a range, a range together with
+    ``business_date`` (a history run's as-of date is ``history_to``), a reversed range or one longer than
+    :data:`MAX_HISTORY_DAYS`."""
+    if not history_from and not history_to:
+        return None
+    if not (history_from and history_to):
+        raise ValueError("a history run needs both history_from and history_to (YYYY-MM-DD)")
+    if business_date:
+        raise ValueError("business_date cannot be combined with history_from/history_to: a history run is "
+                         "as of history_to")
+    first, last = date.fromisoformat(history_from), date.fromisoformat(history_to)
+    if first > last:
+        raise ValueError(f"history_from {first} is after history_to {last}")
+    days = (last - first).days + 1
+    if days > MAX_HISTORY_DAYS:
+        raise ValueError(f"history_from..history_to spans {days} days, more than {MAX_HISTORY_DAYS}: "
+                         "split it into several runs, oldest first")
+    return [first + timedelta(days=i) for i in range(days)]
+
+
+def history_plan(days: list[date]) -> list[dict]:
+    """What a history run fetches: every platform and the stations' log for every date of the range; the
+    union's member export at each month end inside the range and at the last date, its organisations at
+    the last date.
+
+    The member export is a snapshot, and ``union_coverage_monthly`` reads each month's membership from the
+    last export on or before the month's end: a month without one has no membership row, so one export per
+    month end is the least that publishes every month of the range (a daily run has every day's). The
+    organisations' staging keeps each organisation's latest snapshot only, so one is enough. No D-1 before
+    the range: ``history_from`` - 1 belongs to the run of that day.
+    """
+    plan = [{"source": p, "business_date": d.isoformat()} for p in PLATFORMS_AND_STATIONS for d in days]
+    month_ends = [d for d in days if (d + timedelta(days=1)).day == 1 and d != days[-1]]
+    plan += [{"source": "union_members", "business_date": d.isoformat()} for d in (*month_ends, days[-1])]
+    plan += [{"source": "union_orgs", "business_date": days[-1].isoformat()}]
     return plan

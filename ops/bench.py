@@ -3,8 +3,9 @@
 For each platform: fetch one district day (scale 1) into a fresh landing folder, in its own child process
 so that its peak RSS is its own, REPEATS times; print the median records/s and the peak RSS. Then the
 DuckDB floor: one `read_json` of the same landed pages into a table (what reading those bytes costs at
-best), and the load of the landing into `raw` with the quarantine rules. One figure a line,
-`name: value unit`. Figures, not assertions: these machines are shared and noisy.
+best), and the load of the landing into `raw` with the quarantine rules. Last, `make demo` itself
+(70 days of history in one run, then three daily runs, into a temporary data root): its wall time. One
+figure a line, `name: value unit`. Figures, not assertions: these machines are shared and noisy.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--day", type=date.fromisoformat, default=date(2026, 11, 27))
+    parser.add_argument("--no-demo", action="store_true", help="skip timing `make demo` (minutes)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="xihu-bench-") as tmp, sandbox(7, args.scale) as base_url:
@@ -96,7 +98,19 @@ def main(argv: list[str] | None = None) -> int:
                 loads.append(result.fetched / (time.perf_counter() - t0))
             print(f"{source}_load_rate_median: {statistics.median(loads):,.0f} records/s")
     print(f"bench_peak_rss_self: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
+    if not args.no_demo:
+        demo_wall()
     return 0
+
+
+def demo_wall() -> None:
+    """`make demo`'s command on a fresh data root: its wall time (its own report goes to stdout too)."""
+    with tempfile.TemporaryDirectory(prefix="xihu-bench-demo-") as tmp:
+        start = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "ops.demo", "--data-dir", tmp], check=False,
+                                cwd=Path(__file__).resolve().parent.parent)
+        print(f"demo_wall: {time.monotonic() - start:,.0f} s")
+        print(f"demo_exit_code: {result.returncode}")
 
 
 if __name__ == "__main__":

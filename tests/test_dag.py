@@ -20,7 +20,7 @@ out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
 for dag_id, dag in bag.dags.items():
     out["dags"][dag_id] = {
         "tags": sorted(dag.tags), "max_active_runs": dag.max_active_runs, "doc": bool(dag.doc_md),
-        "deadline": bool(dag.deadline),
+        "deadline": bool(dag.deadline), "params": sorted(dag.params.keys()),
         "schedule": str(getattr(dag.timetable, "expression", "")),
         "timezone": str(getattr(dag.timetable, "timezone", "")),
         "tasks": {t.task_id: {"retries": t.retries, "pool": t.pool, "upstream": sorted(t.upstream_task_ids),
@@ -53,6 +53,7 @@ def test_daily_dag_shape(parsed):
     assert dag["max_active_runs"] == 1 and dag["doc"] and dag["tags"]
     assert dag["deadline"], "no publication deadline alert"
     assert dag["schedule"] == "30 1 * * *" and "Shanghai" in dag["timezone"]
+    assert {"business_date", "history_from", "history_to", "accept_replacements"} <= set(dag["params"])
     tasks = dag["tasks"]
     for name in ("plan", "fetch", "load", "gate_raw", "gate_marts", "publish"):
         assert name in tasks, f"missing task {name}"

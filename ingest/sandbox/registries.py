@@ -64,6 +64,15 @@ ADOPTERS_IN_WINDOW = {"residential_compound": 40, "office_building": 30, "scenic
                       "hospital": 6, "university": 4, "construction_site": 8}
 FRIENDLY_TOTAL = {"residential_compound": 179, "office_building": 120, "scenic_area": 4,
                   "hospital": 20, "university": 10, "construction_site": 25}
+# Adoptions go on after ADOPTION_SPAN, as the district's plan lists them: of three types, one unit every
+# LATER_CADENCE_DAYS days through LATER_SPAN, so that whatever day `make demo` runs on until LATER_SPAN's
+# end + 34 days, its 73 loaded days hold the after window and >= 10 days of the before window of at least
+# two adoptions of at least three types (friendly_effect shows a DiD with its interval). They are
+# drawn from their own generator among the units the plan above leaves never friendly, so every other value
+# of the registries is as it was (the DiD test window's adopters included); their fittings (rider bay,
+# entries, lockers) are those of a unit not yet friendly on 2026-11-30, as the registry holds them then.
+LATER_SPAN = (dt.date(2026, 12, 1), dt.date(2027, 6, 30))
+LATER_CADENCE_DAYS = {"residential_compound": 3, "office_building": 4, "construction_site": 5}
 
 STATION_KINDS = {  # kind -> (count, id prefix, id digits, opening span)
     "rest_station": (264, "NF-", 4, (dt.date(2023, 3, 1), dt.date(2026, 10, 31))),
@@ -156,6 +165,19 @@ def _adoption_dates(rng: np.random.Generator, type_idx: np.ndarray) -> np.ndarra
     return out
 
 
+def _later_adoptions(type_idx: np.ndarray, planned: np.ndarray) -> np.ndarray:
+    """``planned`` with the LATER_SPAN adoptions added (see LATER_CADENCE_DAYS); one type starts a day
+    after the other, so their adoption days differ."""
+    out = planned.copy()
+    rng = np.random.default_rng([REGISTRY_SEED, 1])
+    start, end = (d.toordinal() for d in LATER_SPAN)
+    for offset, (name, cadence) in enumerate(LATER_CADENCE_DAYS.items()):
+        days = np.arange(start + offset, end + 1, cadence)
+        never = np.flatnonzero((type_idx == UNIT_TYPE_ORDER.index(name)) & (planned == NEVER))
+        out[rng.permutation(never)[: len(days)]] = days
+    return out
+
+
 @lru_cache(maxsize=1)
 def build_registries() -> Registries:
     """Build every registry once per process (fixed seed, ~0.5 s)."""
@@ -173,7 +195,8 @@ def build_registries() -> Registries:
     ux, uy = _place_units(rng, radii)
     ulng, ulat = to_lnglat(ux, uy)
     ustreet = street_of(ux, uy)
-    friendly_ord = _adoption_dates(rng, type_idx)
+    planned_ord = _adoption_dates(rng, type_idx)
+    friendly_ord = _later_adoptions(type_idx, planned_ord)
     taken: set[str] = set()
     names: list[str] = []
     for c, _, suffixes in UNIT_TYPES.values():
@@ -183,7 +206,7 @@ def build_registries() -> Registries:
     weight = type_weight[type_idx] * rng.lognormal(0.0, 0.5, len(type_idx))
     units = []
     for i in range(len(type_idx)):
-        friendly = friendly_ord[i] != NEVER
+        friendly = planned_ord[i] != NEVER  # fittings as of ADOPTION_SPAN's end
         p = 0.85 if friendly else 0.12
         units.append({
             "unit_id": f"U{i + 1:04d}",
@@ -193,7 +216,8 @@ def build_registries() -> Registries:
             "lng": round(float(ulng[i]), 6),
             "lat": round(float(ulat[i]), 6),
             "radius_m": int(radii[i]),
-            "friendly_since": dt.date.fromordinal(int(friendly_ord[i])).isoformat() if friendly else "",
+            "friendly_since": (dt.date.fromordinal(int(friendly_ord[i])).isoformat()
+                               if friendly_ord[i] != NEVER else ""),
             "rider_bay": bool(rng.random() < (0.9 if friendly else 0.1)),
             "locker_compartments": int(rng.integers(10, 61)) if rng.random() < p else 0,
             "guide_map": bool(rng.random() < p),

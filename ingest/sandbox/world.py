@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.sandbox.registries import (
+    ADOPTION_SPAN,
     DID_WINDOW,
     M_PER_DEG_LAT,
     M_PER_DEG_LNG,
@@ -176,7 +177,9 @@ class World:
         friendly_by_type = {}
         for t in UNIT_TYPE_ORDER:
             of_type = [u for u in units if u["unit_type"] == t]
-            friendly_by_type[t] = round(sum(1 for u in of_type if u["friendly_since"]) / len(of_type), 3)
+            friendly_by_type[t] = round(sum(1 for u in of_type if u["friendly_since"]
+                                            and u["friendly_since"] <= ADOPTION_SPAN[1].isoformat())
+                                        / len(of_type), 3)
         return {
             "seed": self.seed,
             "scale": self.scale,

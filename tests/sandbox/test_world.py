@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.sandbox.registries import DID_WINDOW, UNIT_TYPE_ORDER, build_registries
+from ingest.sandbox.registries import DID_WINDOW, LATER_SPAN, UNIT_TYPE_ORDER, build_registries
 from ingest.sandbox.world import (
     PLATFORM_SHARE,
     SAVING_MIN,
@@ -96,10 +96,24 @@ def test_friendly_adoption_plan():
         assert len(adopters) >= 3 and len(controls) >= 3, t
     for t in ("residential_compound", "office_building"):
         of_type = [u for u in units if u["unit_type"] == t]
-        share = sum(1 for u in of_type if u["friendly_since"]) / len(of_type)
+        share = sum(1 for u in of_type if u["friendly_since"] and u["friendly_since"] <= "2026-11-30") / len(of_type)
         assert 0.35 <= share <= 0.45
     dates = sorted(u["friendly_since"] for u in units if u["friendly_since"])
-    assert dates[0] >= "2025-03-01" and dates[-1] <= "2026-11-30"
+    assert dates[0] >= "2025-03-01" and dates[-1] <= LATER_SPAN[1].isoformat()
+
+
+def test_later_adoptions_keep_the_demo_measurable():
+    """Whatever day make demo runs on until LATER_SPAN ends + 34 days, its 73 loaded days hold the after
+    window and >= 10 before days of two adoptions or more of at least three unit types."""
+    adopted = [(u["unit_type"], dt.date.fromisoformat(u["friendly_since"]))
+               for u in build_registries().rows["units"] if u["friendly_since"]]
+    last = LATER_SPAN[0] - dt.timedelta(days=1)
+    while last <= LATER_SPAN[1] + dt.timedelta(days=34):
+        first = last - dt.timedelta(days=72)
+        measurable = collections.Counter(t for t, a in adopted
+                             if a - dt.timedelta(days=10) >= first and a + dt.timedelta(days=34) <= last)
+        assert sum(n >= 2 for n in measurable.values()) >= 3, (last, measurable)
+        last += dt.timedelta(days=1)
 
 
 def test_volumes_split_and_weekend(world):
