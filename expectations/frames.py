@@ -291,7 +291,8 @@ FRIENDLY_EVENT_STUDY = MartFrame(
         ("count_min", "least(adopted_units, adopted_deliveries, adopted_riders, control_deliveries, control_riders)"),
         ("riders_within_deliveries", _all(["adopted_riders <= adopted_deliveries",
                                            "control_riders <= control_deliveries"])),
-        ("units_match_friendly_effect", "coalesce(m.adopted_units = (select e.units_measured "
+        # bool_and, not a scalar subquery: a duplicated friendly_effect row is its own suite's failure
+        ("units_match_friendly_effect", "coalesce((select bool_and(e.units_measured = m.adopted_units) "
                                         "from marts.friendly_effect as e where e.reporting_date = m.business_date "
                                         "and e.unit_type = m.unit_type), false)"),
         ("means_plausible", _all(["adopted_mean_last100_min > 0", "adopted_mean_last100_min <= 120",

@@ -8,7 +8,7 @@ published: the NULL one is the total minus the other parts (or the sum of the pa
 
 from __future__ import annotations
 
-UNION_CELL = "month, platform, occupation, street_basis, street"
+UNION_CELL = "month, platform, occupation, street_basis, street_id"
 UNION_COUNTS = ("active_riders_in_good_standing", "members_in_good_standing", "new_members", "withdrawals",
                 "expulsions")
 VOLUNTEER_CELLS = ("active_volunteers", "elderly_meal_deliveries", "hazard_reports", "valid_hazard_reports",
@@ -68,6 +68,18 @@ def relations() -> list[tuple[str, str, str]]:
                     "where unit_type <> 'all' and units_measured > 0",
                     f"select reporting_date, {column} * units_measured as v from marts.friendly_effect "
                     "where unit_type = 'all'"))
+    for column in ("adopted_deliveries", "control_deliveries"):
+        rel.append((f"friendly_event_study.{column}: unit type -> all, per relative day",
+                    f"select business_date, rel_day, {column} as v from marts.friendly_event_study "
+                    "where unit_type <> 'all'",
+                    f"select business_date, rel_day, {column} as v from marts.friendly_event_study "
+                    "where unit_type = 'all'"))
+    # the after window [a+7, a+34] of friendly_effect is relative days 7..34 of the event study
+    rel.append(("friendly_event_study.adopted_deliveries (days 7..34) -> friendly_effect.after_window_deliveries",
+                "select business_date, unit_type, adopted_deliveries as v from marts.friendly_event_study "
+                "where rel_day between 7 and 34",
+                "select reporting_date as business_date, unit_type, after_window_deliveries as v "
+                "from marts.friendly_effect"))
     for column in UNION_COUNTS:
         m = "marts.union_coverage_monthly"
         rel += [

@@ -34,6 +34,7 @@ def test_every_mart_is_checked(district):
     assert set(mart_columns(district)) >= {
         "unit_access_daily", "friendly_effect", "street_coverage_monthly", "station_usage_daily",
         "service_circle_daily", "volunteer_activity_monthly", "union_coverage_monthly", "district_daily_kpis",
+        "friendly_event_study",
     }
 
 
@@ -51,7 +52,7 @@ def test_no_rider_key_column_or_value(district):
 # the number of people behind it.
 PEOPLE_COUNTS = ("active_riders", "distinct_riders", "active_volunteers", "riders_visited_30d",
                  "active_riders_in_good_standing", "members_in_good_standing", "new_members", "withdrawals",
-                 "expulsions")
+                 "expulsions", "adopted_riders", "control_riders")
 PEOPLE_WORDS = re.compile(r"riders|volunteers|members|withdrawals|expulsions")
 # Data health: rows of a source's whole file per stage (union_members_fetched...), not cells of people.
 LOAD_COUNTS = re.compile(r"_(fetched|loaded|quarantined|duplicates_removed)$")

@@ -225,6 +225,7 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                case when sup then null else 2.7::double end as did_saving_ci_high_min,
                case when sup then null else 900 end as deliveries_last_30_days,
                case when sup then null else 27.0::double end as rider_hours_saved_per_month,
+               case when sup then 'suppressed (K)' else 'estimated' end as estimate_note,
                case when sup then 'after_window_deliveries,naive_saving_min,did_saving_min,'
                    || 'did_saving_ci_low_min,did_saving_ci_high_min,deliveries_last_30_days,'
                    || 'rider_hours_saved_per_month'

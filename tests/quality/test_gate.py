@@ -411,7 +411,7 @@ def test_every_run_logs_one_summary_paragraph(warehouse, caplog):
     [record] = [r for r in caplog.records if r.name == "expectations.gate"]
     assert record.levelno == logging.INFO
     assert record.getMessage().startswith(passed.summary) and "\n" not in record.getMessage()
-    assert "passed: 11 suites" in record.getMessage() and "data_docs/index.html" in record.getMessage()
+    assert "passed: 12 suites" in record.getMessage() and "data_docs/index.html" in record.getMessage()
 
     caplog.clear()
     _sql(warehouse, "update marts.friendly_effect set units_measured = 9 where unit_type = 'hospital'")
