@@ -518,10 +518,12 @@ def event_study(v: Version, as_of: dt.date | None) -> str:
     return f"<p>{intro}</p>{event_study_chart(rows)}"
 
 
-def street_names(v: Version) -> dict[str, str]:
-    if v.has("dim_streets", "street_id", "street_name"):
-        return {r["street_id"]: r["street_name"] for r in v.rows("select street_id, street_name from dim_streets")}
-    return {}
+def dim_labels(v: Version, dim: str, key: str, name: str, rows: list[dict], other: dict | None = None) -> list[str]:
+    """Each row's ``key`` labelled with its name from the version's ``dim`` table; the key itself when the
+    version has no such dim or no such key, or its label in ``other`` (codes that are not registry entries)."""
+    names = {r[key]: r[name] for r in v.rows(f"select {key}, {name} from {dim}")} if v.has(dim, key, name) else {}
+    other = other or {}
+    return [names.get(r[key], other.get(r[key], r[key])) for r in rows]
 
 
 def streets(v: Version, as_of: dt.date | None) -> str:
@@ -530,8 +532,7 @@ def streets(v: Version, as_of: dt.date | None) -> str:
         return not_in_version("street_coverage_monthly")
     rows = v.rows("select * from street_coverage_monthly where month = (select max(month) from "
                   "street_coverage_monthly) order by target_progress desc nulls last, street_id")
-    names = street_names(v)
-    labels = [names.get(r["street_id"], r["street_id"]) for r in rows]
+    labels = dim_labels(v, "dim_streets", "street_id", "street_name", rows)
     notes = [f"({r['target_units_friendly']}/{r['target_units']})" for r in rows]
     chart = hbar_chart(labels, [cell(r, "target_progress") for r in rows], "pct", "street-progress",
                        "已挂牌的住宅小区与商务楼宇占比 share of compounds and buildings on a guideline", 1.0, notes)
@@ -548,17 +549,13 @@ def stations(v: Version, as_of: dt.date | None) -> str:
         day = day_rows[0]["d"]
         rows = v.rows("select * from station_usage_daily where event_date = ? order by visits desc nulls last, "
                       "station_id", [day])
-        names = {}
-        if v.has("dim_stations", "station_id", "station_name"):
-            names = {r["station_id"]: r["station_name"]
-                     for r in v.rows("select station_id, station_name from dim_stations")}
         top = [r for r in rows if r["visits"] is not None][:12]
         hidden = sum(1 for r in rows if cell(r, "visits").hidden)
         statuses = sorted({r.get("status") for r in rows if r.get("status")})
         parts.append(f'<h3>{bi("到访最多的驿站", "busiest stations")} {esc(day or "")} '
                      f'{"".join(status_badge(s) for s in statuses)}</h3>')
         if top:
-            parts.append(hbar_chart([names.get(r["station_id"], r["station_id"]) for r in top],
+            parts.append(hbar_chart(dim_labels(v, "dim_stations", "station_id", "station_name", top),
                                     [cell(r, "visits") for r in top], "int", "station-visits",
                                     "当日到访次数 check-ins that day"))
         if hidden:
@@ -570,13 +567,11 @@ def stations(v: Version, as_of: dt.date | None) -> str:
     if v.has("service_circle_daily", "business_date", "street_id", "share_within_reach"):
         rows = v.rows("select * from service_circle_daily where business_date = (select max(business_date) from "
                       "service_circle_daily where business_date <= ?) order by street_id", [as_of])
-        names = street_names(v)
         statuses = sorted({r.get("status") for r in rows if r.get("status")})
         parts.append(f'<h3>{bi("15分钟服务圈", "15-minute service circle")} '
                      f'{esc(rows[0]["business_date"]) if rows else ""} '
                      f'{"".join(status_badge(s) for s in statuses)}</h3>')
-        labels = [names.get(r["street_id"], "未匹配单元 unmatched" if r["street_id"] == "unmatched" else r["street_id"])
-                  for r in rows]
+        labels = dim_labels(v, "dim_streets", "street_id", "street_name", rows, {"unmatched": "未匹配单元 unmatched"})
         parts.append(hbar_chart(labels, [cell(r, "share_within_reach") for r in rows], "pct", "service-circle",
                                 "目的地在开放驿站1公里内的配送占比 deliveries within 1 km of an open rest station"))
         if rows and "share_riders_visited_30d" in rows[0]:
@@ -594,8 +589,7 @@ def volunteers(v: Version, as_of: dt.date | None) -> str:
         return not_in_version("volunteer_activity_monthly")
     rows = v.rows("select * from volunteer_activity_monthly where rollup_level = 'street' and month = "
                   "(select max(month) from volunteer_activity_monthly) order by street_id")
-    names = street_names(v)
-    labels = [names.get(r["street_id"], r["street_id"]) for r in rows]
+    labels = dim_labels(v, "dim_streets", "street_id", "street_name", rows)
     month = esc(rows[0]["month"]) if rows else ""
     return (f'<p>{bi("按街道统计本月志愿服务", "volunteer activity by street, month")} {month}</p>'
             + hbar_chart(labels, [cell(r, "active_volunteers") for r in rows], "int", "volunteers",
