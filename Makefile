@@ -52,7 +52,7 @@ lint: $(BIN)/.installed
 	cd dbt_project && ../$(BIN)/sqlfluff lint models --processes 2
 
 test: lint debian-packages $(MANIFEST)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadscope  # one worker per core; tests/conftest.py keeps shared fixtures on one
 
 # The real DAG under the real scheduler on Postgres (Debian's postgresql, installed above). Minutes.
 test-deploy: debian-packages $(MANIFEST)
