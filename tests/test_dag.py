@@ -77,6 +77,9 @@ def test_every_task_retries_and_writers_share_the_pool(parsed):
     writers = ["load", "gate_raw", "gate_marts", "publish", "transform.dbt_producer_watcher"]
     assert {tasks[t]["pool"] for t in writers} == {"duckdb_writer"}
     assert tasks["fetch"]["pool"] == "default_pool", "fetching must not hold the warehouse lock"
+    # Cosmos' consumers only read the producer's statuses (a retry's dbt takes the flock in ops/dbt_child.py).
+    consumers = [t for t in tasks if t.startswith("transform.") and not t.endswith(("_watcher", "_watcher_done"))]
+    assert len(consumers) > 20 and {tasks[t]["pool"] for t in consumers} == {"default_pool"}
 
 
 def test_publish_emits_one_asset_per_mart(parsed):
