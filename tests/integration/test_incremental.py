@@ -1,15 +1,16 @@
 """Incremental builds day by day, then a late correction of one day re-run with its reprocess window.
 
-30 consecutive dates are landed from the sandbox as the daily run sees them (the clock at D+1 01:00:
+11 consecutive dates are landed from the sandbox as the daily run sees them (the clock at D+1 01:00:
 the station log is out, the platforms' late corrections of D are not yet), each loaded and built in
-turn (tests/integration/daily_builds.py). Then day 15 is landed again after the corrections appeared
+turn (tests/integration/daily_builds.py). Then 2026-11-03 is landed again after the corrections appeared
 (the clock moved past D+1 06:00) and re-run for its own business date. What must hold:
 - nothing before the reprocess window [D-2, D] changed, in the incremental fact and in every mart;
 - inside it, exactly the orders the platforms corrected changed, and the marts changed only where those
   orders count.
 
-Scale 0.01 (~4,000 orders a day), not the district fixture's: the cost here is 31 dbt builds, and the
-claims are about which rows change, not about estimates.
+Scale 0.01 (~4,000 orders a day), not the district fixture's: the cost here is 12 dbt builds, and the
+claims are about which rows change, not about estimates. Eight days before the window are enough for
+that: October's monthly rows end before it, and every daily mart has days to compare.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ from tests.integration.conftest import (
 pytestmark = pytest.mark.slow  # builds the sandbox district (minutes)
 
 SEED, SCALE = 7, 0.01
-FIRST = date(2026, 10, 20)
-DATES = date_range(FIRST, FIRST + timedelta(days=29))
-CHANGED = DATES[14]  # day 15: 2026-11-03, so the window [11-01, 11-03] starts a month
+FIRST = date(2026, 10, 26)
+DATES = date_range(FIRST, FIRST + timedelta(days=10))
+CHANGED = date(2026, 11, 3)  # the window [11-01, 11-03] starts a month
 WINDOW_START = CHANGED - timedelta(days=2)  # the project's reprocess_days
 ORDER_SOURCES = ("meituan", "eleme", "sf", "shansong")
 DRIVER = Path(__file__).with_name("daily_builds.py")
