@@ -781,18 +781,26 @@ def print_pdf(html_path: Path, pdf_path: Path, browser: str | None = None) -> Pa
     if browser is None:
         raise BriefingError(f"Chromium is needed to print {PDF_NAME}: {CHROMIUM_INSTALL}")
     with tempfile.TemporaryDirectory(prefix="xihu-chromium-") as profile:
-        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--no-default-browser-check", "--disable-extensions", "--disable-sync",
-               "--disable-background-networking", "--disable-component-update", "--disable-default-apps",
-               "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={profile}", "--no-pdf-header-footer",
-               f"--print-to-pdf={pdf_path}", html_path.resolve().as_uri()]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_chromium_env(profile))
+        cmd = headless(browser, profile, "--no-pdf-header-footer", f"--print-to-pdf={pdf_path}",
+                       html_path.resolve().as_uri())
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=chromium_env(profile))
     if done.returncode != 0 or not pdf_path.exists() or pdf_path.read_bytes()[:5] != b"%PDF-":
         raise BriefingError(f"Chromium did not print {PDF_NAME} (exit {done.returncode}): {done.stderr[-1500:]}")
     return pdf_path
 
 
-def _chromium_env(home: str) -> dict[str, str]:
+def headless(browser: str, profile: str, *args: str, resolve_hosts: bool = False) -> list[str]:
+    """A headless Chromium command with a throw-away ``profile`` and none of Chromium's own background
+    traffic. Host names do not resolve (a page cannot reach outside even if it tried) unless
+    ``resolve_hosts``: tests/offline_browser.py sends every request to its recording proxy instead."""
+    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+            "--disable-extensions", "--disable-sync", "--disable-background-networking",
+            "--disable-component-update", "--disable-default-apps",
+            *([] if resolve_hosts else ["--host-resolver-rules=MAP * ~NOTFOUND"]),
+            f"--user-data-dir={profile}", *args]
+
+
+def chromium_env(home: str) -> dict[str, str]:
     return {**os.environ, "HOME": home, "XDG_CONFIG_HOME": home, "XDG_CACHE_HOME": home}
 
 

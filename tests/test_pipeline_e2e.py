@@ -2,7 +2,8 @@
 `airflow dags test`, dbt through Cosmos, Great Expectations gates, versioned publish.
 
 One module-scoped world (a data root, an Airflow metadata DB, a sandbox) serves the tests in order:
-two good days, the same day again, then a day with bad data that the gate must block.
+two good days, the same day again, then a day with bad data that the gate must block; then what the
+world wrote is checked: the pages a reader opens, phone numbers, the network, file modes.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import duckdb
 import pytest
 import requests
 
+from ops import dbt_docs
 from ops.demo import run_day, sandbox
 from ops.localenv import PROJECT_ROOT, embedded_env, init_airflow
+from tests.offline_browser import open_offline, outside_references
 
 pytestmark = pytest.mark.slow
 
@@ -168,6 +171,49 @@ def test_no_phone_number_reaches_the_data_root(world):
                 f'from "{schema}"."{table}"').fetchall()}
             assert not found & phones, f"sandbox phones in {db.name}:{schema}.{table}.{column}"
         con.close()
+
+
+def test_the_proxy_records_what_a_page_asks_from_outside(tmp_path):
+    """The harness of the next test can see a request: a page with one outside image leaves it on record."""
+    page = tmp_path / "calls_out.html"
+    page.write_text('<html><body><img src="https://cdn.example.org/logo.png"></body></html>')
+    opened = open_offline(page, tmp_path / "calls_out.png")
+    assert any("cdn.example.org" in r for r in opened.requests), opened.requests
+
+
+def test_every_page_opens_offline_and_asks_nothing_from_outside(world, tmp_path):
+    """The briefing, the Data Docs (index and a validation page) and the dbt docs (as `make demo` writes
+    them, ops/dbt_docs.py) open from disk in Chromium with the network cut, drawn by their own scripts."""
+    data = world["data"]
+    validation = next((data / "quality" / "data_docs" / "validations").rglob("*.html"))
+    pages = {
+        "briefing": (data / "published" / "current" / "briefing.html", "各街道目标进度"),
+        "data docs": (data / "quality" / "data_docs" / "index.html", "fixed-table-container"),  # bootstrap-table ran
+        "validation": (validation, "fixed-table-container"),
+        "dbt docs": (dbt_docs.generate(data / "dbt_docs", world["env"]), 'id="welcome-"'),  # markdown rendered
+    }
+    for name, (page, drawn) in pages.items():
+        opened = open_offline(page, tmp_path / f"{name}.png")
+        assert not opened.requests, f"{name} asked the network for {opened.requests[:5]}"
+        assert drawn in opened.dom, f"{name} did not draw ({drawn!r} missing from its DOM)"
+        assert opened.screenshot.stat().st_size > 10_000, f"{name} rendered blank"
+    assert "d1fc8wv8zag5ca" not in pages["dbt docs"][0].read_text(), "dbt's tracker loader is in the dbt docs"
+
+
+def test_the_scan_sees_outside_references_and_allows_loopback():
+    page = ('<link href="https://cdn.example.org/b.css"><script>i.src="//d1fc8wv8zag5ca.cloudfront.net/sp.js"'
+            '</script><style>@import "http://fonts.example.com/f.css"</style><a href="http://127.0.0.1:8080/">')
+    assert outside_references(page) == ["https://cdn.example.org/b.css", "//d1fc8wv8zag5ca.cloudfront.net/sp.js",
+                                        "http://fonts.example.com/f.css"]
+
+
+def test_no_html_under_the_data_root_points_outside(world):
+    """Every page the runs (and the page test's dbt docs) wrote: briefings of every version, Data Docs."""
+    pages = sorted(world["data"].rglob("*.html"))
+    assert {"briefing.html", "index.html"} <= {p.name for p in pages} and len(pages) > 20
+    outside = {str(p.relative_to(world["data"])): refs for p in pages
+               if (refs := outside_references(p.read_text(encoding="utf-8", errors="replace")))}
+    assert not outside, outside
 
 
 def test_nothing_reached_outside_loopback(world):
