@@ -51,8 +51,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	cd dbt_project && ../$(BIN)/sqlfluff lint models --processes 2
 
+# One pytest worker per core; tests/conftest.py keeps the modules that share a fixture on one worker.
 test: lint debian-packages $(MANIFEST)
-	$(BIN)/pytest -n auto --dist loadscope  # one worker per core; tests/conftest.py keeps shared fixtures on one
+	$(BIN)/pytest -n auto --dist loadscope
 
 # The real DAG under the real scheduler on Postgres (Debian's postgresql, installed above). Minutes.
 test-deploy: debian-packages $(MANIFEST)
