@@ -5,7 +5,8 @@ opens, which a browser refuses from ``file://``: the page stays blank. ``--stati
 ``static_index.html`` with both inlined. That page still carries dbt's Snowplow loader, which inserts a
 ``<script src="//d1fc8wv8zag5ca.cloudfront.net/...">`` when usage tracking is on in the manifest; the
 project turns tracking off (DO_NOT_TRACK), and the loader is removed as well, so no setting can make the
-page call out. The result replaces ``index.html`` (tests/pages check it in a browser with the network cut).
+page call out. The result replaces ``index.html`` (tests/test_pipeline_e2e.py opens it in Chromium with
+every request recorded).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ingest.settings import dbt_vars
+from ops.localenv import PROJECT_ROOT
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 # dbt-docs' bundle inserts the tracker with exactly this statement (dbt-core 1.11's index.html).
 TRACKER_LOADER = 'i.src="//d1fc8wv8zag5ca.cloudfront.net/2.9.0/sp.js",a.parentNode.insertBefore(i,a)'
 
@@ -35,7 +36,7 @@ def generate(target: Path, env: Mapping[str, str]) -> Path:
     """Generate the dbt docs of the warehouse ``env`` points at into ``target``; returns the page."""
     subprocess.run([str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--static",
                     "--profiles-dir", ".", "--vars", json.dumps(dbt_vars()), "--target-path", str(target),
-                    "--quiet"], cwd=DBT_PROJECT_DIR, env=dict(env), check=True)
+                    "--quiet"], cwd=PROJECT_ROOT / "dbt_project", env=dict(env), check=True)
     page = target / "index.html"
     page.write_text(offline_page((target / "static_index.html").read_text(encoding="utf-8")), encoding="utf-8")
     (target / "static_index.html").unlink()

@@ -16,6 +16,7 @@ import pytest
 SHARED_FIXTURE_DIRS = ("tests/integration/", "tests/dbt/")
 
 
+@pytest.hookimpl(optionalhook=True)  # `-p no:xdist` runs everything in one process, without this hook
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     if config.getvalue("dist") != "loadscope":
         return None

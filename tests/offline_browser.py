@@ -91,11 +91,3 @@ def open_offline(page: Path, screenshot: Path) -> Opened:
         asked = [r for r in proxy.requests if not any(service in r for service in CHROMIUM_SERVICES)]
         return Opened(outputs[0], asked, screenshot)
 
-
-def distinct_colours(png: Path) -> int:
-    """How many colours the screenshot has: a blank or unstyled page has a handful, a drawn one hundreds."""
-    from PIL import Image
-
-    with Image.open(png) as image:
-        colours = image.convert("RGB").getcolors(maxcolors=1 << 24)
-    return len(colours)

@@ -183,7 +183,8 @@ def test_the_proxy_records_what_a_page_asks_from_outside(tmp_path):
 
 def test_every_page_opens_offline_and_asks_nothing_from_outside(world, tmp_path):
     """The briefing, the Data Docs (index and a validation page) and the dbt docs (as `make demo` writes
-    them, ops/dbt_docs.py) open from disk in Chromium with the network cut, drawn by their own scripts."""
+    them, ops/dbt_docs.py) open from disk in Chromium asking nothing of the network; the Data Docs and dbt
+    docs drawn by their own (local) scripts, the briefing, which has none, with its sections."""
     data = world["data"]
     validation = next((data / "quality" / "data_docs" / "validations").rglob("*.html"))
     pages = {
