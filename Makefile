@@ -49,6 +49,7 @@ demo: $(MANIFEST)
 # sqlfluff compiles the models against the in-memory `lint` target of profiles.yml (never the warehouse).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	cd dbt_project && ../$(BIN)/sqlfluff lint models --processes 2
 
 # One pytest worker per core; tests/conftest.py keeps the modules that share a fixture on one worker.

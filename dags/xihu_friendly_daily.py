@@ -82,16 +82,30 @@ apply_data_umask()
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     params={
-        "business_date": Param(None, type=["null", "string"], format="date",
-                               description="Business date to process; default: the day before the run"),
-        "history_from": Param(None, type=["null", "string"], format="date",
-                              description="First date of a history run (with history_to; not with "
-                                          "business_date)"),
-        "history_to": Param(None, type=["null", "string"], format="date",
-                            description="Last date of a history run, its as-of date (at most 400 days)"),
-        "accept_replacements": Param(False, type="boolean",
-                                     description="Replace loaded days even beyond the correction band "
-                                                 "(XIHU_CORRECTION_BAND), after checking the source"),
+        "business_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Business date to process; default: the day before the run",
+        ),
+        "history_from": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="First date of a history run (with history_to; not with business_date)",
+        ),
+        "history_to": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Last date of a history run, its as-of date (at most 400 days)",
+        ),
+        "accept_replacements": Param(
+            False,
+            type="boolean",
+            description="Replace loaded days even beyond the correction band "
+            "(XIHU_CORRECTION_BAND), after checking the source",
+        ),
     },
     tags=["xihu", "daily", "publish"],
     deadline=publish_deadline_alert(),  # a scheduled day not published by 06:00 Asia/Shanghai alerts
@@ -109,17 +123,20 @@ def xihu_friendly_daily():
         ctx = get_current_context()
         params = ctx["params"]
         try:
-            history = history_dates(params.get("history_from"), params.get("history_to"),
-                                    params.get("business_date"))
+            history = history_dates(params.get("history_from"), params.get("history_to"), params.get("business_date"))
         except ValueError as refused:  # a bad range is the caller's: no retry can fix it
             raise AirflowFailException(f"refused params: {refused}") from refused
         if history:
             first, day = history[0], history[-1]
         else:
-            first = day = business_date_for(ctx.get("logical_date"), ctx["dag_run"].run_after,
-                                            params.get("business_date"))
-        return {"business_date": day.isoformat(), "loaded_from": first.isoformat(),
-                "run_key": safe_fetch_id(ctx["run_id"])}
+            first = day = business_date_for(
+                ctx.get("logical_date"), ctx["dag_run"].run_after, params.get("business_date")
+            )
+        return {
+            "business_date": day.isoformat(),
+            "loaded_from": first.isoformat(),
+            "run_key": safe_fetch_id(ctx["run_id"]),
+        }
 
     @task
     def fetches(business_date: str) -> list[dict]:
@@ -145,17 +162,29 @@ def xihu_friendly_daily():
             pii = PiiHasher(conn(PII_CONNECTION_ID).password)
         except ValueError as refused:  # no key, a short or the public demo key: configuration, not luck
             raise AirflowFailException(str(refused)) from refused
+
         def land(fetch_id: str) -> str:
-            return str(fetch_source(job["source"], date.fromisoformat(job["business_date"]),
-                                    conn(CONNECTION_IDS[job["source"]]), pii, fetch_id=fetch_id))
+            return str(
+                fetch_source(
+                    job["source"],
+                    date.fromisoformat(job["business_date"]),
+                    conn(CONNECTION_IDS[job["source"]]),
+                    pii,
+                    fetch_id=fetch_id,
+                )
+            )
 
         try:
             try:
                 folder = land(run_key)
             except LandingRejected:  # this run was blocked and is being run again (cleared): fetch anew
                 try_number = get_current_context()["ti"].try_number
-                log.warning("%s %s: this run's landing was rejected by a gate; fetching it again as try %s",
-                            job["source"], job["business_date"], try_number)
+                log.warning(
+                    "%s %s: this run's landing was rejected by a gate; fetching it again as try %s",
+                    job["source"],
+                    job["business_date"],
+                    try_number,
+                )
                 folder = land(f"{run_key}-try{try_number}")
         except NotYetPublished:
             raise  # the station log appears at D+1 00:30: a retry later will find it
@@ -198,8 +227,12 @@ def xihu_friendly_daily():
         newest = newest_business_date(published_dir())
         as_of = max(business_date, newest or "")
         if as_of != business_date:
-            log.info("%s is older than the newest published day %s: a correction, published as of %s",
-                     business_date, newest, as_of)
+            log.info(
+                "%s is older than the newest published day %s: a correction, published as of %s",
+                business_date,
+                newest,
+                as_of,
+            )
         started = get_current_context()["dag_run"].start_date or pendulum.now("UTC")
         version = version_name(started, as_of, run_key)  # from the run's start: a retried stage names the same
         with warehouse.writing(run_key) as staged:
@@ -220,13 +253,28 @@ def xihu_friendly_daily():
                 from ingest.landing import mark_rejected
 
                 mark_rejected(Path(folder), f"replacement outside the correction band: {r.change}")
-                log.warning("refused to replace %s %s: %s. The loaded partition stays. %s",
-                            r.source, r.business_date, r.change, WHAT_TO_DO)
+                log.warning(
+                    "refused to replace %s %s: %s. The loaded partition stays. %s",
+                    r.source,
+                    r.business_date,
+                    r.change,
+                    WHAT_TO_DO,
+                )
             elif r.verdict in ("repaired", "accepted"):
                 log.warning("%s %s %s: %s", r.source, r.business_date, r.verdict, r.change)
-        return [{"source": r.source, "business_date": r.business_date.isoformat(), "fetched": r.fetched,
-                 "loaded": r.loaded, "duplicates_removed": r.duplicates_removed, "quarantined": r.quarantined,
-                 "by_reason": r.by_reason, "verdict": r.verdict} for r in results]
+        return [
+            {
+                "source": r.source,
+                "business_date": r.business_date.isoformat(),
+                "fetched": r.fetched,
+                "loaded": r.loaded,
+                "duplicates_removed": r.duplicates_removed,
+                "quarantined": r.quarantined,
+                "by_reason": r.by_reason,
+                "verdict": r.verdict,
+            }
+            for r in results
+        ]
 
     @task(pool=WRITER_POOL)
     def gate(stage: str, business_date: str, run_key: str, folders: list[str] | None = None) -> dict:
@@ -258,8 +306,10 @@ def xihu_friendly_daily():
             "env": {**DBT_CHILD_ENV, "XIHU_RUN_KEY": "{{ ti.xcom_pull(task_ids='plan', key='run_key') }}"},
             # K from XIHU_K_ANON, read where the task runs (the DAG file is parsed again there), as the gate
             # reads it: one K for what dbt suppresses and what the marts gate recounts.
-            "vars": dbt_vars(business_date="{{ ti.xcom_pull(task_ids='stage', key='as_of') }}",
-                             loaded_from="{{ ti.xcom_pull(task_ids='plan', key='loaded_from') }}"),
+            "vars": dbt_vars(
+                business_date="{{ ti.xcom_pull(task_ids='stage', key='as_of') }}",
+                loaded_from="{{ ti.xcom_pull(task_ids='plan', key='loaded_from') }}",
+            ),
         },
     )
     run_consumers_after_producer(transform)
@@ -273,23 +323,35 @@ def xihu_friendly_daily():
         # Older days this version changes: re-pulled, corrected or backfilled (anything loaded but the as-of day).
         corrected = sorted({r["business_date"] for r in loads if r["verdict"] != "refused"} - {as_of})
         with warehouse.writing(run_key) as staged:
+
             def commit(manifest):  # recorded in the copy, the copy made live, and only then current switched
                 record_publication(staged, manifest)
                 warehouse.promote(run_key)
 
-            manifest = publish_version(staged, published_dir(), as_of, run_key, corrected_dates=corrected,
-                                       before_switch=commit, version=version)
-        return {"version": manifest.version, "business_date": manifest.business_date,
-                "corrected_dates": manifest.corrected_dates,
-                "rows": {mart: meta["rows"] for mart, meta in manifest.marts.items()}}
+            manifest = publish_version(
+                staged,
+                published_dir(),
+                as_of,
+                run_key,
+                corrected_dates=corrected,
+                before_switch=commit,
+                version=version,
+            )
+        return {
+            "version": manifest.version,
+            "business_date": manifest.business_date,
+            "corrected_dates": manifest.corrected_dates,
+            "rows": {mart: meta["rows"] for mart, meta in manifest.marts.items()},
+        }
 
     @task
     def release(run_key: str) -> None:
         from ingest import warehouse
 
         if warehouse.release(run_key):
-            log.warning("run %s did not publish: its staged warehouse was discarded, the live one is unchanged",
-                        run_key)
+            log.warning(
+                "run %s did not publish: its staged warehouse was discarded, the live one is unchanged", run_key
+            )
 
     run = plan()
     landed = fetch.partial(run_key=run["run_key"]).expand(job=fetches(run["business_date"]))
@@ -302,5 +364,6 @@ def xihu_friendly_daily():
     published = publish(staged["as_of"], run["run_key"], loads, staged["version"])
     chain(landed, staged, loads, gate_raw, transform, gate_marts, published)
     published >> release(run["run_key"]).as_teardown(setups=staged)
+
 
 xihu_friendly_daily()

@@ -149,10 +149,15 @@ def _known(column: str, seed: str, key: str) -> str:
 def _value_cells(con: duckdb.DuckDBPyConnection, qualified: str) -> list[str]:
     """Every numeric column of a mart: the cells the K rule may suppress (a row's flag can come from any)."""
     schema, table = qualified.split(".")
-    return [row[0] for row in con.execute(
-        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-        "and (data_type in ('TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'HUGEINT', 'FLOAT', 'DOUBLE') "
-        "or data_type like 'DECIMAL%') order by ordinal_position", [schema, table]).fetchall()]
+    return [
+        row[0]
+        for row in con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+            "and (data_type in ('TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'HUGEINT', 'FLOAT', 'DOUBLE') "
+            "or data_type like 'DECIMAL%') order by ordinal_position",
+            [schema, table],
+        ).fetchall()
+    ]
 
 
 def _published_suppressed_cells(cells: list[str]) -> str:
@@ -182,8 +187,10 @@ def unit_access_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) ->
     def extreme(fn: str, cols: list[str]) -> str:
         return f"{fn}({', '.join(cols)})" if cols else "null::double"
 
-    riders = ("(select count(distinct o.rider_key) from intermediate.int_orders_matched o "
-              "where o.unit_id = m.unit_id and o.business_date = m.business_date and o.is_delivered)")
+    riders = (
+        "(select count(distinct o.rider_key) from intermediate.int_orders_matched o "
+        "where o.unit_id = m.unit_id and o.business_date = m.business_date and o.is_delivered)"
+    )
     return con.execute(
         f"""
         select m.*,
@@ -257,8 +264,7 @@ class MartFrame:
 _DAY = "$day::date"
 _MONTH = "date_trunc('month', $day::date)::date"
 _SOURCES = ("meituan", "eleme", "sf", "shansong", "union_members", "union_orgs", "stations")
-_UNIT_TYPES = ("residential_compound", "office_building", "scenic_area", "hospital", "university",
-               "construction_site")
+_UNIT_TYPES = ("residential_compound", "office_building", "scenic_area", "hospital", "university", "construction_site")
 
 
 def _all(conditions: list[str]) -> str:
@@ -271,35 +277,66 @@ FRIENDLY_EFFECT = MartFrame(
     table="marts.friendly_effect",
     period=f"reporting_date = {_DAY}",
     checks=(
-        ("count_min",
-         "least(units_adopted, units_measured, after_window_deliveries, deliveries_last_30_days)"),
+        ("count_min", "least(units_adopted, units_measured, after_window_deliveries, deliveries_last_30_days)"),
         ("measured_within_adopted", _all(["units_measured <= units_adopted"])),
-        ("interval_holds_estimate", _all(["did_saving_ci_low_min <= did_saving_min",
-                                          "did_saving_min <= did_saving_ci_high_min"])),
+        (
+            "interval_holds_estimate",
+            _all(["did_saving_ci_low_min <= did_saving_min", "did_saving_min <= did_saving_ci_high_min"]),
+        ),
     ),
-    private=("after_window_deliveries", "naive_saving_min", "did_saving_min", "did_saving_ci_low_min",
-             "did_saving_ci_high_min", "deliveries_last_30_days", "rider_hours_saved_per_month"),
+    private=(
+        "after_window_deliveries",
+        "naive_saving_min",
+        "did_saving_min",
+        "did_saving_ci_low_min",
+        "did_saving_ci_high_min",
+        "deliveries_last_30_days",
+        "rider_hours_saved_per_month",
+    ),
 )
 
 FRIENDLY_EVENT_STUDY = MartFrame(
     table="marts.friendly_event_study",
     period=f"business_date = {_DAY}",
     checks=(
-        ("whole_grid", "(select count(*) = 63 and min(g.rel_day) = -28 and max(g.rel_day) = 34 "
-                       "from marts.friendly_event_study as g "
-                       "where g.business_date = m.business_date and g.unit_type = m.unit_type)"),
+        (
+            "whole_grid",
+            "(select count(*) = 63 and min(g.rel_day) = -28 and max(g.rel_day) = 34 "
+            "from marts.friendly_event_study as g "
+            "where g.business_date = m.business_date and g.unit_type = m.unit_type)",
+        ),
         ("count_min", "least(adopted_units, adopted_deliveries, adopted_riders, control_deliveries, control_riders)"),
-        ("riders_within_deliveries", _all(["adopted_riders <= adopted_deliveries",
-                                           "control_riders <= control_deliveries"])),
+        (
+            "riders_within_deliveries",
+            _all(["adopted_riders <= adopted_deliveries", "control_riders <= control_deliveries"]),
+        ),
         # bool_and, not a scalar subquery: a duplicated friendly_effect row is its own suite's failure
-        ("units_match_friendly_effect", "coalesce((select bool_and(e.units_measured = m.adopted_units) "
-                                        "from marts.friendly_effect as e where e.reporting_date = m.business_date "
-                                        "and e.unit_type = m.unit_type), false)"),
-        ("means_plausible", _all(["adopted_mean_last100_min > 0", "adopted_mean_last100_min <= 120",
-                                  "control_mean_last100_min > 0", "control_mean_last100_min <= 120"])),
+        (
+            "units_match_friendly_effect",
+            "coalesce((select bool_and(e.units_measured = m.adopted_units) "
+            "from marts.friendly_effect as e where e.reporting_date = m.business_date "
+            "and e.unit_type = m.unit_type), false)",
+        ),
+        (
+            "means_plausible",
+            _all(
+                [
+                    "adopted_mean_last100_min > 0",
+                    "adopted_mean_last100_min <= 120",
+                    "control_mean_last100_min > 0",
+                    "control_mean_last100_min <= 120",
+                ]
+            ),
+        ),
     ),
-    private=("adopted_deliveries", "adopted_riders", "adopted_mean_last100_min", "control_deliveries",
-             "control_riders", "control_mean_last100_min"),
+    private=(
+        "adopted_deliveries",
+        "adopted_riders",
+        "adopted_mean_last100_min",
+        "control_deliveries",
+        "control_riders",
+        "control_mean_last100_min",
+    ),
 )
 
 STREET_COVERAGE_MONTHLY = MartFrame(
@@ -309,20 +346,41 @@ STREET_COVERAGE_MONTHLY = MartFrame(
         ("street_known", _known("m.street_id", "streets", "street_id")),
         ("share_min", "least(friendly_unit_share, target_progress, share_deliveries_to_friendly_units)"),
         ("share_max", "greatest(friendly_unit_share, target_progress, share_deliveries_to_friendly_units)"),
-        ("count_min",
-         "least(units_total, friendly_units_total, target_units, target_units_friendly, deliveries, "
-                      + ", ".join(f"units_{t}, friendly_units_{t}" for t in _UNIT_TYPES) + ")"),
-        ("friendly_within_units", _all(
-            [f"friendly_units_{t} <= units_{t}" for t in _UNIT_TYPES]
-            + ["friendly_units_total <= units_total", "target_units_friendly <= target_units",
-               "units_total = " + " + ".join(f"units_{t}" for t in _UNIT_TYPES)])),
+        (
+            "count_min",
+            "least(units_total, friendly_units_total, target_units, target_units_friendly, deliveries, "
+            + ", ".join(f"units_{t}, friendly_units_{t}" for t in _UNIT_TYPES)
+            + ")",
+        ),
+        (
+            "friendly_within_units",
+            _all(
+                [f"friendly_units_{t} <= units_{t}" for t in _UNIT_TYPES]
+                + [
+                    "friendly_units_total <= units_total",
+                    "target_units_friendly <= target_units",
+                    "units_total = " + " + ".join(f"units_{t}" for t in _UNIT_TYPES),
+                ]
+            ),
+        ),
     ),
     private=("deliveries", "share_deliveries_to_friendly_units"),
 )
 
-_STATION_COUNTS = ("visits", "distinct_riders", "services_charging", "services_water", "services_microwave",
-                   "services_rest", "services_restroom", "services_first_aid", "services_haircut",
-                   "services_bike_repair", "canteen_meals", "points_redeemed")
+_STATION_COUNTS = (
+    "visits",
+    "distinct_riders",
+    "services_charging",
+    "services_water",
+    "services_microwave",
+    "services_rest",
+    "services_restroom",
+    "services_first_aid",
+    "services_haircut",
+    "services_bike_repair",
+    "canteen_meals",
+    "points_redeemed",
+)
 STATION_USAGE_DAILY = MartFrame(
     table="marts.station_usage_daily",
     period=f"event_date = {_DAY}",
@@ -341,25 +399,40 @@ SERVICE_CIRCLE_DAILY = MartFrame(
         ("share_min", "least(share_within_reach, share_riders_visited_30d)"),
         ("share_max", "greatest(share_within_reach, share_riders_visited_30d)"),
         ("count_min", "least(deliveries, deliveries_within_reach, active_riders, riders_visited_30d)"),
-        ("parts_within_totals", _all(["deliveries_within_reach <= deliveries",
-                                      "riders_visited_30d <= active_riders"])),
+        ("parts_within_totals", _all(["deliveries_within_reach <= deliveries", "riders_visited_30d <= active_riders"])),
     ),
-    private=("deliveries", "deliveries_within_reach", "share_within_reach", "active_riders",
-             "riders_visited_30d", "share_riders_visited_30d"),
+    private=(
+        "deliveries",
+        "deliveries_within_reach",
+        "share_within_reach",
+        "active_riders",
+        "riders_visited_30d",
+        "share_riders_visited_30d",
+    ),
 )
 
 UNION_COVERAGE_MONTHLY = MartFrame(
     table="marts.union_coverage_monthly",
     period=f"month = {_MONTH}",
     checks=(
-        ("count_min", "least(active_riders, active_riders_in_good_standing, members_in_good_standing,"
-                      " new_members, withdrawals, expulsions)"),
+        (
+            "count_min",
+            "least(active_riders, active_riders_in_good_standing, members_in_good_standing,"
+            " new_members, withdrawals, expulsions)",
+        ),
         ("covered_within_active", _all(["active_riders_in_good_standing <= active_riders"])),
     ),
     # a figure NULL by design (of the other street basis; active riders and the rate on organisation rows)
     # is not named in suppressed_cells, so only the named cells are checked
-    private=("active_riders", "active_riders_in_good_standing", "coverage_rate", "members_in_good_standing",
-             "new_members", "withdrawals", "expulsions"),
+    private=(
+        "active_riders",
+        "active_riders_in_good_standing",
+        "coverage_rate",
+        "members_in_good_standing",
+        "new_members",
+        "withdrawals",
+        "expulsions",
+    ),
 )
 
 DISTRICT_DAILY_KPIS = MartFrame(
@@ -370,31 +443,53 @@ DISTRICT_DAILY_KPIS = MartFrame(
         ("share_max", "greatest(share_to_friendly_units, union_coverage_rate)"),
         ("minutes_min", "least(median_last100_min_friendly, median_last100_min_non_friendly)"),
         ("minutes_max", "greatest(median_last100_min_friendly, median_last100_min_non_friendly)"),
-        ("count_min",
-         "least(deliveries, station_visits, points_earned, points_redeemed, unit_deliveries_no_gate_time, "
-                      "unit_deliveries_last100_out_of_range, "
-                      + ", ".join(f"{s}_fetched, {s}_loaded, {s}_quarantined, {s}_duplicates_removed"
-                                  for s in _SOURCES) + ")"),
-        ("loads_balance", _all([f"{s}_fetched = {s}_loaded + {s}_duplicates_removed + {s}_quarantined"
-                                for s in _SOURCES])),
+        (
+            "count_min",
+            "least(deliveries, station_visits, points_earned, points_redeemed, unit_deliveries_no_gate_time, "
+            "unit_deliveries_last100_out_of_range, "
+            + ", ".join(f"{s}_fetched, {s}_loaded, {s}_quarantined, {s}_duplicates_removed" for s in _SOURCES)
+            + ")",
+        ),
+        (
+            "loads_balance",
+            _all([f"{s}_fetched = {s}_loaded + {s}_duplicates_removed + {s}_quarantined" for s in _SOURCES]),
+        ),
         # Cross-table: the district's totals cover what the detailed marts published for the date
         # (suppressed cells are NULL there, so a sum of the published cells can only be smaller).
-        ("deliveries_cover_units", _all([
-            "deliveries >= (select coalesce(sum(u.deliveries), 0) from marts.unit_access_daily u"
-            f" where u.business_date = {_DAY})"])),
-        ("visits_cover_stations", _all([
-            "station_visits >= (select coalesce(sum(s.visits), 0) from marts.station_usage_daily s"
-            f" where s.event_date = {_DAY})"])),
+        (
+            "deliveries_cover_units",
+            _all(
+                [
+                    "deliveries >= (select coalesce(sum(u.deliveries), 0) from marts.unit_access_daily u"
+                    f" where u.business_date = {_DAY})"
+                ]
+            ),
+        ),
+        (
+            "visits_cover_stations",
+            _all(
+                [
+                    "station_visits >= (select coalesce(sum(s.visits), 0) from marts.station_usage_daily s"
+                    f" where s.event_date = {_DAY})"
+                ]
+            ),
+        ),
     ),
-    private=("deliveries", "share_to_friendly_units", "median_last100_min_friendly",
-             "median_last100_min_non_friendly", "station_visits", "points_earned", "points_redeemed"),
+    private=(
+        "deliveries",
+        "share_to_friendly_units",
+        "median_last100_min_friendly",
+        "median_last100_min_non_friendly",
+        "station_visits",
+        "points_earned",
+        "points_redeemed",
+    ),
 )
 
 PIPELINE_RUNS = MartFrame(
     table="marts.pipeline_runs",
     period=f"business_date = {_DAY}",
-    checks=(("totals_balance",
-             _all(["total_fetched = total_loaded + total_duplicates_removed + total_quarantined"])),),
+    checks=(("totals_balance", _all(["total_fetched = total_loaded + total_duplicates_removed + total_quarantined"])),),
     private=(),
 )
 
@@ -445,16 +540,18 @@ def drift_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.Da
 
 
 SUITES: tuple[SuiteSpec, ...] = (
-    SuiteSpec("raw_meituan_orders", "raw", _daily("raw.meituan_orders", _MEITUAN), "order_id",
-              "raw.meituan_orders"),
+    SuiteSpec("raw_meituan_orders", "raw", _daily("raw.meituan_orders", _MEITUAN), "order_id", "raw.meituan_orders"),
     SuiteSpec("raw_eleme_orders", "raw", _daily("raw.eleme_orders", _ELEME), "order_id", "raw.eleme_orders"),
     SuiteSpec("raw_sf_orders", "raw", _daily("raw.sf_orders", _SF), "order_id", "raw.sf_orders"),
-    SuiteSpec("raw_shansong_orders", "raw", _daily("raw.shansong_orders", _SHANSONG), "order_id",
-              "raw.shansong_orders"),
-    SuiteSpec("raw_union_members", "raw", _daily("raw.union_members", _UNION_MEMBERS), "record_no",
-              "raw.union_members"),
-    SuiteSpec("raw_station_events", "raw", _daily("raw.station_events", _STATION_EVENTS), "event_id",
-              "raw.station_events"),
+    SuiteSpec(
+        "raw_shansong_orders", "raw", _daily("raw.shansong_orders", _SHANSONG), "order_id", "raw.shansong_orders"
+    ),
+    SuiteSpec(
+        "raw_union_members", "raw", _daily("raw.union_members", _UNION_MEMBERS), "record_no", "raw.union_members"
+    ),
+    SuiteSpec(
+        "raw_station_events", "raw", _daily("raw.station_events", _STATION_EVENTS), "event_id", "raw.station_events"
+    ),
     SuiteSpec("raw_load_audit", "raw", load_audit_frame, "source"),
     SuiteSpec("unit_access_daily", "marts", unit_access_frame, "unit_id", "marts.unit_access_daily"),
     SuiteSpec("volunteer_activity_monthly", "marts", volunteer_activity_frame),
@@ -462,8 +559,7 @@ SUITES: tuple[SuiteSpec, ...] = (
     SuiteSpec("friendly_event_study", "marts", FRIENDLY_EVENT_STUDY, "unit_type"),
     SuiteSpec("street_coverage_monthly", "marts", STREET_COVERAGE_MONTHLY, "street_id"),
     SuiteSpec("station_usage_daily", "marts", STATION_USAGE_DAILY, "station_id"),
-    SuiteSpec("service_circle_daily", "marts", SERVICE_CIRCLE_DAILY, "street_id",
-              "marts.service_circle_daily"),
+    SuiteSpec("service_circle_daily", "marts", SERVICE_CIRCLE_DAILY, "street_id", "marts.service_circle_daily"),
     SuiteSpec("union_coverage_monthly", "marts", UNION_COVERAGE_MONTHLY, "platform"),
     SuiteSpec("district_daily_kpis", "marts", DISTRICT_DAILY_KPIS, "business_date"),
     SuiteSpec("pipeline_runs", "marts", PIPELINE_RUNS, "run_id"),

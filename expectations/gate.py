@@ -133,8 +133,10 @@ def _refuse_keyed_hashes(suite: str, frame) -> None:
             continue
         values = frame[column].dropna().astype(str)
         if values.str.contains(_KEYED_HASH, regex=True).any():
-            raise ValueError(f"gate frame {suite}: column {column} holds values shaped like keyed hashes "
-                             "(rider keys); a frame carries flags and counts, never a key")
+            raise ValueError(
+                f"gate frame {suite}: column {column} holds values shaped like keyed hashes "
+                "(rider keys); a frame carries flags and counts, never a key"
+            )
 
 
 def _row_count_parameters(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, day: dt.date) -> dict:
@@ -164,8 +166,17 @@ def _context(quality_dir: Path):
 
 def _record(warehouse_path: Path, result: GateResult, checked_at: dt.datetime) -> None:
     rows = [
-        (result.run_id, result.business_date, s.suite, result.stage, s.evaluated, s.failed_critical,
-         s.failed_warning, s.success, checked_at)
+        (
+            result.run_id,
+            result.business_date,
+            s.suite,
+            result.stage,
+            s.evaluated,
+            s.failed_critical,
+            s.failed_warning,
+            s.success,
+            checked_at,
+        )
         for s in result.suites
     ]
     con = duckdb.connect(str(warehouse_path))
@@ -270,9 +281,7 @@ def run_gate(
 
     stored = context.validation_results_store.list_keys()
     this_run = [key for key in stored if key.run_id.run_name == gx_run_id.run_name]
-    context.build_data_docs(
-        resource_identifiers=[ExpectationSuiteIdentifier(name=s.name) for s in specs] + this_run
-    )
+    context.build_data_docs(resource_identifiers=[ExpectationSuiteIdentifier(name=s.name) for s in specs] + this_run)
     result = GateResult(
         stage=stage,
         business_date=day,

@@ -92,8 +92,9 @@ def _moved(kind: str, old, new, band: float) -> bool:
     return abs(new - old) > max(floor, band * abs(old))
 
 
-def published_day_moves(con: duckdb.DuckDBPyConnection, live: str, staged: str, exempt: set,
-                        band: float | None = None) -> list[str]:
+def published_day_moves(
+    con: duckdb.DuckDBPyConnection, live: str, staged: str, exempt: set, band: float | None = None
+) -> list[str]:
     """Key figures of already published days that the staged build moves beyond the band.
 
     ``live`` and ``staged`` are attached catalog names holding ``marts.district_daily_kpis``; days in
@@ -133,25 +134,38 @@ def audit_published_days(staged_path, live_path, business_date: str, run_id: str
         con.execute(f"attach '{live_path}' as live (read_only)")
         has_live_kpis = con.execute(
             "select count(*) from duckdb_tables() where database_name = 'live' and schema_name = 'marts' "
-            "and table_name = 'district_daily_kpis'").fetchone()[0]
+            "and table_name = 'district_daily_kpis'"
+        ).fetchone()[0]
         if not has_live_kpis:
             return
         catalog = con.execute("select current_database()").fetchone()[0]
-        exempt = {d for (d,) in con.execute(
-            "select business_date from audit.partition_audit where run_id = ? and verdict in ('repaired', 'accepted')",
-            [run_id]).fetchall()}
-        compared = con.execute(f"select count(*) from live.marts.district_daily_kpis l join {catalog}.marts."
-                               "district_daily_kpis using (business_date)").fetchone()[0]
+        exempt = {
+            d
+            for (d,) in con.execute(
+                "select business_date from audit.partition_audit"
+                " where run_id = ? and verdict in ('repaired', 'accepted')",
+                [run_id],
+            ).fetchall()
+        }
+        compared = con.execute(
+            f"select count(*) from live.marts.district_daily_kpis l join {catalog}.marts."
+            "district_daily_kpis using (business_date)"
+        ).fetchone()[0]
         moves = published_day_moves(con, "live", catalog, exempt)
         con.execute("detach live")
         con.execute(
             "create table if not exists audit.gate_results (run_id varchar not null, business_date date not null, "
             "suite varchar not null, stage varchar not null, evaluated integer not null, failed_critical integer "
-            "not null, failed_warning integer not null, success boolean not null, checked_at timestamptz not null)")
-        con.execute("delete from audit.gate_results where run_id = ? and business_date = ? "
-                    "and suite = 'published_days'", [run_id, business_date])
-        con.execute("insert into audit.gate_results values (?, ?, 'published_days', 'marts', ?, ?, 0, ?, now())",
-                    [run_id, business_date, compared, len(moves), not moves])
+            "not null, failed_warning integer not null, success boolean not null, checked_at timestamptz not null)"
+        )
+        con.execute(
+            "delete from audit.gate_results where run_id = ? and business_date = ? and suite = 'published_days'",
+            [run_id, business_date],
+        )
+        con.execute(
+            "insert into audit.gate_results values (?, ?, 'published_days', 'marts', ?, ?, 0, ?, now())",
+            [run_id, business_date, compared, len(moves), not moves],
+        )
     if moves:
         shown = "; ".join(moves[:10]) + (f"; and {len(moves) - 10} more" if len(moves) > 10 else "")
         raise CorrectionRefused(

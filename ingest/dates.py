@@ -25,8 +25,9 @@ PLATFORMS_AND_STATIONS = ("meituan", "eleme", "sf", "shansong", "stations")
 MAX_HISTORY_DAYS = 400
 
 
-def business_date_for(logical_date: datetime | None, run_after: datetime | None = None,
-                      override: str | None = None) -> date:
+def business_date_for(
+    logical_date: datetime | None, run_after: datetime | None = None, override: str | None = None
+) -> date:
     if override:
         return date.fromisoformat(override)
     moment = logical_date or run_after
@@ -39,8 +40,7 @@ def business_date_for(logical_date: datetime | None, run_after: datetime | None 
 
 def run_time_for(business_date: date) -> datetime:
     """The scheduled run of ``business_date``: D+1 01:30 Asia/Shanghai (inverse of business_date_for)."""
-    return datetime.combine(business_date + timedelta(days=1), datetime.min.time(), LOCAL).replace(
-        hour=1, minute=30)
+    return datetime.combine(business_date + timedelta(days=1), datetime.min.time(), LOCAL).replace(hour=1, minute=30)
 
 
 def fetch_plan(business_date: date) -> list[dict]:
@@ -51,14 +51,16 @@ def fetch_plan(business_date: date) -> list[dict]:
     full snapshot, so D's is enough.
     """
     previous = business_date - timedelta(days=1)
-    plan = [{"source": p, "business_date": d.isoformat()}
-            for p in PLATFORMS_AND_STATIONS for d in (previous, business_date)]
+    plan = [
+        {"source": p, "business_date": d.isoformat()} for p in PLATFORMS_AND_STATIONS for d in (previous, business_date)
+    ]
     plan += [{"source": s, "business_date": business_date.isoformat()} for s in ("union_members", "union_orgs")]
     return plan
 
 
-def history_dates(history_from: str | None, history_to: str | None,
-                  business_date: str | None = None) -> list[date] | None:
+def history_dates(
+    history_from: str | None, history_to: str | None, business_date: str | None = None
+) -> list[date] | None:
     """The dates of a history run (``history_from`` .. ``history_to``, both included), or None for a
     daily run. Raises ValueError, naming the params, for half a range, a range together with
     ``business_date`` (a history run's as-of date is ``history_to``), a reversed range or one longer than
@@ -68,15 +70,18 @@ def history_dates(history_from: str | None, history_to: str | None,
     if not (history_from and history_to):
         raise ValueError("a history run needs both history_from and history_to (YYYY-MM-DD)")
     if business_date:
-        raise ValueError("business_date cannot be combined with history_from/history_to: a history run is "
-                         "as of history_to")
+        raise ValueError(
+            "business_date cannot be combined with history_from/history_to: a history run is as of history_to"
+        )
     first, last = date.fromisoformat(history_from), date.fromisoformat(history_to)
     if first > last:
         raise ValueError(f"history_from {first} is after history_to {last}")
     days = (last - first).days + 1
     if days > MAX_HISTORY_DAYS:
-        raise ValueError(f"history_from..history_to spans {days} days, more than {MAX_HISTORY_DAYS}: "
-                         "split it into several runs, oldest first")
+        raise ValueError(
+            f"history_from..history_to spans {days} days, more than {MAX_HISTORY_DAYS}: "
+            "split it into several runs, oldest first"
+        )
     return [first + timedelta(days=i) for i in range(days)]
 
 

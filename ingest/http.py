@@ -51,9 +51,7 @@ class SourceUnavailable(RuntimeError):
 
     def __init__(self, source: str, page: object, attempts: int, last_error: object):
         self.source, self.page, self.attempts, self.last_error = source, page, attempts, last_error
-        super().__init__(
-            f"{source}: page {page} still failing after {attempts} attempts; last error: {last_error}"
-        )
+        super().__init__(f"{source}: page {page} still failing after {attempts} attempts; last error: {last_error}")
 
 
 class Retry(Exception):  # noqa: N818 - a signal to the retry loop, not an error shown to anyone

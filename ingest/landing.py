@@ -461,9 +461,7 @@ class Landing:
         return True, self.pages[-1]["next"]
 
     # ------------------------------------------------------------------ writing
-    def submit(
-        self, ext: str, request: dict, records: int, next_state: dict | None, body: bytes | BinaryIO
-    ) -> None:
+    def submit(self, ext: str, request: dict, records: int, next_state: dict | None, body: bytes | BinaryIO) -> None:
         """Queue the next page for writing and return at once.
 
         A background writer compresses, fsyncs and renames each page and then records it in the manifest,

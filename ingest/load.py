@@ -120,8 +120,13 @@ ALTER TABLE raw.load_audit ADD COLUMN IF NOT EXISTS past_correction_window BOOLE
 """
 
 
-def load_partition(con_or_path: duckdb.DuckDBPyConnection | str | Path, landing_folder: Path, *,
-                   run_id: str | None = None, accept_replacements: bool = False) -> LoadResult:
+def load_partition(
+    con_or_path: duckdb.DuckDBPyConnection | str | Path,
+    landing_folder: Path,
+    *,
+    run_id: str | None = None,
+    accept_replacements: bool = False,
+) -> LoadResult:
     """Replace the (source, business date) partition of ``raw`` with one complete landing folder.
 
     One transaction: judge the replacement against the partition's current load (ingest/corrections.py),
@@ -140,8 +145,9 @@ def load_partition(con_or_path: duckdb.DuckDBPyConnection | str | Path, landing_
         return _load(con, Path(landing_folder), **options)
 
 
-def load_many(warehouse_path: str | Path, folders: Iterable[Path], *, run_id: str | None = None,
-              accept_replacements: bool = False) -> list[LoadResult]:
+def load_many(
+    warehouse_path: str | Path, folders: Iterable[Path], *, run_id: str | None = None, accept_replacements: bool = False
+) -> list[LoadResult]:
     """Load several landing folders over one connection, each in its own transaction, in the given order.
 
     The first failure raises; the folders loaded before it stay committed (each is a whole partition).
@@ -149,8 +155,9 @@ def load_many(warehouse_path: str | Path, folders: Iterable[Path], *, run_id: st
     path = Path(warehouse_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(path)) as con:
-        results = [_load(con, Path(folder), run_id=run_id, accept_replacements=accept_replacements)
-                   for folder in folders]
+        results = [
+            _load(con, Path(folder), run_id=run_id, accept_replacements=accept_replacements) for folder in folders
+        ]
         con.execute("checkpoint")  # the file is whole by itself: it may be copied or renamed next
         return results
 
@@ -172,9 +179,7 @@ def _read_manifest(folder: Path) -> tuple[dict, list[_Page]]:
         raise LandingError(f"{folder}: no manifest.json")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if manifest.get("complete") is not True:
-        raise LandingError(
-            f"{folder}: the fetch is not complete (manifest complete={manifest.get('complete')})"
-        )
+        raise LandingError(f"{folder}: the fetch is not complete (manifest complete={manifest.get('complete')})")
     pages = []
     for page_no, entry in enumerate(manifest.get("pages", []), start=1):
         path = folder / entry["file"]
@@ -197,12 +202,8 @@ def _stage_records(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pages: list
         return
     if spec.page_format == "json":
         # record_no is the 1-based position in the page's records array.
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _xihu_pages (page_no INTEGER, page_file VARCHAR, path VARCHAR)"
-        )
-        con.executemany(
-            "INSERT INTO _xihu_pages VALUES (?, ?, ?)", [(p.page_no, p.file, str(p.path)) for p in pages]
-        )
+        con.execute("CREATE OR REPLACE TEMP TABLE _xihu_pages (page_no INTEGER, page_file VARCHAR, path VARCHAR)")
+        con.executemany("INSERT INTO _xihu_pages VALUES (?, ?, ?)", [(p.page_no, p.file, str(p.path)) for p in pages])
         records = _lit(_path(spec.records_path) + "[*]")
         sql = f"""
             INSERT INTO _xihu_records
@@ -325,16 +326,11 @@ def _classify_sql(spec: SourceSpec, business_date: date) -> str:
             )
         )
     for f, types in spec.required:
-        cases.append(
-            (f"coalesce(json_type(rec, {_lit(_path(f))}) NOT IN ({_types(types)}), true)", f"wrong_type:{f}")
-        )
+        cases.append((f"coalesce(json_type(rec, {_lit(_path(f))}) NOT IN ({_types(types)}), true)", f"wrong_type:{f}"))
     if spec.coordinates is not None:
         lng = f"TRY_CAST(json_extract_string(rec, {_lit(_path(spec.coordinates.lng))}) AS DOUBLE)"
         lat = f"TRY_CAST(json_extract_string(rec, {_lit(_path(spec.coordinates.lat))}) AS DOUBLE)"
-        inside = (
-            f"{lng} BETWEEN {LNG_RANGE[0]} AND {LNG_RANGE[1]} "
-            f"AND {lat} BETWEEN {LAT_RANGE[0]} AND {LAT_RANGE[1]}"
-        )
+        inside = f"{lng} BETWEEN {LNG_RANGE[0]} AND {LNG_RANGE[1]} AND {lat} BETWEEN {LAT_RANGE[0]} AND {LAT_RANGE[1]}"
         cases.append((f"NOT coalesce({inside}, false)", "bad_coordinates"))
     timed = spec.order_time or spec.event_time
     if spec.order_time is not None:
@@ -351,14 +347,10 @@ def _classify_sql(spec: SourceSpec, business_date: date) -> str:
     records = "_xihu_records"
     if timed is not None:
         parsed = f"list_transform(_times, lambda v: {_parse_time('v', timed.encoding)})"
-        records = (
-            f"(SELECT *, {parsed} AS _parsed FROM (SELECT *, {_time_values(timed)} AS _times FROM {records}))"
-        )
+        records = f"(SELECT *, {parsed} AS _parsed FROM (SELECT *, {_time_values(timed)} AS _times FROM {records}))"
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {_lit(why)}" for cond, why in cases) + " END"
     record_id = (
-        "concat_ws('|', "
-        + ", ".join(f"json_extract_string(rec, {_lit(_path(f))})" for f in spec.id_fields)
-        + ")"
+        "concat_ws('|', " + ", ".join(f"json_extract_string(rec, {_lit(_path(f))})" for f in spec.id_fields) + ")"
     )
     return f"""
         SELECT page_no, page_file, record_no, rec, raw_text, {record_id} AS record_id, {reason} AS reason
@@ -369,8 +361,7 @@ def _classify_sql(spec: SourceSpec, business_date: date) -> str:
 # ------------------------------------------------------------------------------------------------ load
 
 
-def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
-          accept_replacements: bool) -> LoadResult:
+def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None, accept_replacements: bool) -> LoadResult:
     manifest, pages = _read_manifest(folder)
     try:
         spec = spec_for(manifest.get("source", ""))
@@ -402,21 +393,38 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
             """
         )
         _check_pages(spec.name, business_date, fetched, pages, con)
-        verdict, change, old, (new_loaded, duplicates, new_quarantined) = _judge(
-            con, spec.name, business_date, fetched)
+        verdict, change, old, (new_loaded, duplicates, new_quarantined) = _judge(con, spec.name, business_date, fetched)
         if verdict == "refused" and accept_replacements:
             verdict, change = "accepted", f"{change} (accepted by the operator)"
         con.execute(
             "INSERT INTO audit.partition_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [run_id or fetch_id, spec.name, business_date, verdict, *(old or (None, None, None)),
-             fetched, new_loaded, new_quarantined, change],
+            [
+                run_id or fetch_id,
+                spec.name,
+                business_date,
+                verdict,
+                *(old or (None, None, None)),
+                fetched,
+                new_loaded,
+                new_quarantined,
+                change,
+            ],
         )
         if verdict == "refused":
             con.execute("DROP TABLE _xihu_checked")
             con.execute("DROP TABLE _xihu_records")
             con.execute("COMMIT")
-            return LoadResult(spec.name, business_date, fetch_id, fetched, new_loaded, new_quarantined,
-                              duplicates, verdict=verdict, change=change)
+            return LoadResult(
+                spec.name,
+                business_date,
+                fetch_id,
+                fetched,
+                new_loaded,
+                new_quarantined,
+                duplicates,
+                verdict=verdict,
+                change=change,
+            )
         con.execute(f"DELETE FROM {table} WHERE business_date = ?", [business_date])
         con.execute("DELETE FROM raw.quarantine WHERE source = ? AND business_date = ?", partition)
         con.execute(
@@ -436,9 +444,7 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
             [spec.name, business_date, fetch_id],
         )
         _check_counts(con, table, spec.name, business_date, fetched, duplicates)
-        loaded = con.execute(
-            f"SELECT count(*) FROM {table} WHERE business_date = ?", [business_date]
-        ).fetchone()[0]
+        loaded = con.execute(f"SELECT count(*) FROM {table} WHERE business_date = ?", [business_date]).fetchone()[0]
         by_reason = dict(
             con.execute(
                 "SELECT reason, count(*) FROM raw.quarantine WHERE source = ? AND business_date = ? "
@@ -455,8 +461,16 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
             "INSERT INTO raw.load_audit (source, business_date, fetch_id, fetched, loaded, quarantined, "
             "duplicates_removed, loaded_at, fetched_at, past_correction_window) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
-            [*partition, fetch_id, fetched, loaded, quarantined, duplicates, started_at,
-             past_correction_window(spec.name, business_date, started_at)],
+            [
+                *partition,
+                fetch_id,
+                fetched,
+                loaded,
+                quarantined,
+                duplicates,
+                started_at,
+                past_correction_window(spec.name, business_date, started_at),
+            ],
         )
         con.execute("DROP TABLE _xihu_checked")
         con.execute("DROP TABLE _xihu_records")
@@ -464,8 +478,9 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None,
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return LoadResult(spec.name, business_date, fetch_id, fetched, loaded, quarantined, duplicates, by_reason,
-                      verdict, change)
+    return LoadResult(
+        spec.name, business_date, fetch_id, fetched, loaded, quarantined, duplicates, by_reason, verdict, change
+    )
 
 
 def _judge(con: duckdb.DuckDBPyConnection, source: str, business_date: date, fetched: int):
@@ -482,13 +497,15 @@ def _judge(con: duckdb.DuckDBPyConnection, source: str, business_date: date, fet
         "count(*) FILTER (reason IS NOT NULL) FROM _xihu_checked"
     ).fetchone()
     new_loaded, _, new_quarantined = new
-    verdict, change = judge_partition(PartitionCounts(*old) if old else None,
-                                      PartitionCounts(fetched, new_loaded, new_quarantined))
+    verdict, change = judge_partition(
+        PartitionCounts(*old) if old else None, PartitionCounts(fetched, new_loaded, new_quarantined)
+    )
     return verdict, change, old, new
 
 
-def _check_pages(source: str, business_date: date, fetched: int, pages: list[_Page],
-                 con: duckdb.DuckDBPyConnection) -> None:
+def _check_pages(
+    source: str, business_date: date, fetched: int, pages: list[_Page], con: duckdb.DuckDBPyConnection
+) -> None:
     """Raise LoadCountError unless the manifest, its pages and the records they hold agree."""
     listed = sum(p.records for p in pages)
     if listed != fetched:
@@ -502,13 +519,12 @@ def _check_pages(source: str, business_date: date, fetched: int, pages: list[_Pa
             )
 
 
-def _check_counts(con: duckdb.DuckDBPyConnection, table: str, source: str, business_date: date,
-                  fetched: int, duplicates: int) -> None:
+def _check_counts(
+    con: duckdb.DuckDBPyConnection, table: str, source: str, business_date: date, fetched: int, duplicates: int
+) -> None:
     """Raise LoadCountError unless every fetched record is in the written partition, in its quarantine or
     among the removed duplicates, once: fetched = loaded + duplicates_removed + quarantined."""
-    loaded = con.execute(f"SELECT count(*) FROM {table} WHERE business_date = ?", [business_date]).fetchone()[
-        0
-    ]
+    loaded = con.execute(f"SELECT count(*) FROM {table} WHERE business_date = ?", [business_date]).fetchone()[0]
     quarantined = con.execute(
         "SELECT count(*) FROM raw.quarantine WHERE source = ? AND business_date = ?", [source, business_date]
     ).fetchone()[0]

@@ -47,8 +47,10 @@ class PiiHasher:
         if len(self._key) < MIN_KEY_BYTES:
             raise ValueError(f"the PII key is {len(self._key)} bytes, shorter than {MIN_KEY_BYTES}: {KEY_HOWTO}")
         if self._key == DEMO_PII_KEY.encode() and not in_sandbox():
-            raise ValueError(f"the PII key is the public demo key of this repository, accepted only against "
-                             f"the sandbox ({SANDBOX_ENV}=1): {KEY_HOWTO}")
+            raise ValueError(
+                f"the PII key is the public demo key of this repository, accepted only against "
+                f"the sandbox ({SANDBOX_ENV}=1): {KEY_HOWTO}"
+            )
 
     def hash(self, value: str | None, kind: str) -> str | None:
         """Hash ``value`` as a ``kind`` ('phone', 'id', 'name', 'member' for a union member number);

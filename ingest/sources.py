@@ -164,9 +164,7 @@ SOURCES: dict[str, SourceSpec] = {
             coordinates=Coordinates("receiver.lng", "receiver.lat", "number"),
             # Shansong has no separate placement time: status 20 (dispatching) is logged when the order
             # is placed, before any rider takes it, so its time is the order time.
-            order_time=OrderTime(
-                "time", "iso8601", log="statusChangeLog", status_key="status", status_value=20
-            ),
+            order_time=OrderTime("time", "iso8601", log="statusChangeLog", status_key="status", status_value=20),
         ),
         SourceSpec(
             name="union_members",

@@ -213,12 +213,18 @@ def stage(run_id: str) -> Path:
                 log.info("staged the warehouse for run %s (%s)", run_id, _size(staged_path()))
                 return staged_path()
         if waited - last_log >= WAIT_LOG_EVERY_S:
-            log.warning("waiting for the writer held by run %s (staged %s, last alive %s)",
-                        lease.run_id, lease.staged_at, lease.alive_at)
+            log.warning(
+                "waiting for the writer held by run %s (staged %s, last alive %s)",
+                lease.run_id,
+                lease.staged_at,
+                lease.alive_at,
+            )
             last_log = waited
         if waited > settings.writer_wait_seconds():
-            raise WriterUnavailable(f"run {lease.run_id} has held the warehouse writer for over "
-                                    f"{settings.writer_wait_seconds()} s; run {run_id} gives up")
+            raise WriterUnavailable(
+                f"run {lease.run_id} has held the warehouse writer for over "
+                f"{settings.writer_wait_seconds()} s; run {run_id} gives up"
+            )
         time.sleep(2.0)
         waited += 2.0
 
@@ -262,9 +268,12 @@ def _keep_audit(run_id: str) -> None:
     with duckdb.connect(str(live_path())) as con:
         con.execute(f"attach '{staged_path()}' as staged (read_only)")
         con.execute("create schema if not exists audit")
-        present = {t for (t,) in con.execute(
-            "select table_name from duckdb_tables() where database_name = 'staged' and schema_name = 'audit'"
-        ).fetchall()}
+        present = {
+            t
+            for (t,) in con.execute(
+                "select table_name from duckdb_tables() where database_name = 'staged' and schema_name = 'audit'"
+            ).fetchall()
+        }
         for table in (t for t in KEPT_AUDIT if t in present):
             con.execute(f"create table if not exists audit.{table} as from staged.audit.{table} limit 0")
             con.execute(f"delete from audit.{table} where run_id = ?", [run_id])

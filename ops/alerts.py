@@ -88,8 +88,11 @@ def dingtalk_signed_url(url: str, secret: str) -> str:
     timestamp = str(int(clock.time() * 1000))
     digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
     parts = urlsplit(url)
-    query = [*parse_qsl(parts.query, keep_blank_values=True),
-             ("timestamp", timestamp), ("sign", base64.b64encode(digest).decode())]
+    query = [
+        *parse_qsl(parts.query, keep_blank_values=True),
+        ("timestamp", timestamp),
+        ("sign", base64.b64encode(digest).decode()),
+    ]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
@@ -101,8 +104,12 @@ def channel_from(conn: Any) -> Channel:
     fmt = extra.get("format") or "json"
     if fmt not in FORMATS:
         # Still send: a generic object the webhook may reject is better than a silent channel.
-        log.error("Connection %s: unknown alert format %r (one of %s); sending generic JSON",
-                  ALERTS_CONN_ID, fmt, ", ".join(FORMATS))
+        log.error(
+            "Connection %s: unknown alert format %r (one of %s); sending generic JSON",
+            ALERTS_CONN_ID,
+            fmt,
+            ", ".join(FORMATS),
+        )
         fmt = "json"
     return Channel(conn.host, fmt, extra.get("secret") or None)
 
@@ -163,8 +170,9 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, (datetime, date)) else value
 
 
-def _business_date(logical_date: datetime | None, run_after: datetime | None,
-                   params: Mapping[str, Any] | None) -> str | None:
+def _business_date(
+    logical_date: datetime | None, run_after: datetime | None, params: Mapping[str, Any] | None
+) -> str | None:
     """The run's business date by the project's one rule (ingest.dates); None rather than no alert."""
     try:
         return business_date_for(logical_date, run_after, (params or {}).get("business_date")).isoformat()
@@ -180,8 +188,7 @@ def failure_payload(context: Mapping[str, Any]) -> dict[str, Any]:
     business_date = _business_date(dag_run.logical_date, dag_run.run_after, context.get("params"))
     exception = context.get("exception")
     error = type(exception).__name__ if exception is not None else None
-    text = (f"[xihu] {ti.dag_id}.{ti.task_id} failed (try {ti.try_number}) "
-            f"for business date {business_date}: {error}")
+    text = f"[xihu] {ti.dag_id}.{ti.task_id} failed (try {ti.try_number}) for business date {business_date}: {error}"
     return {
         "event": "task_failed",
         "dag_id": ti.dag_id,
@@ -226,8 +233,7 @@ class RobotNotifier(ChannelNotifier):
     """A markdown message for a chat robot: ``robot`` is "dingtalk" (signed when ``secret`` is given) or
     "wecom"."""
 
-    def __init__(self, url: str, robot: str, secret: str | None = None,
-                 context: Mapping[str, Any] | None = None):
+    def __init__(self, url: str, robot: str, secret: str | None = None, context: Mapping[str, Any] | None = None):
         if robot not in FORMATS[1:]:
             raise ValueError(f"robot must be one of {FORMATS[1:]}, not {robot!r}")
         super().__init__(context)
@@ -257,8 +263,9 @@ def deadline_payload(context: Mapping[str, Any]) -> dict[str, Any]:
     """The alert of a missed publication deadline, from the context the scheduler gives deadline callbacks
     (``{"dag_run": <DAGRunResponse as JSON>, "deadline": {"id", "deadline_time"}}``)."""
     dag_run = context["dag_run"]
-    business_date = _business_date(_parse_time(dag_run.get("logical_date")),
-                                   _parse_time(dag_run.get("run_after")), dag_run.get("conf"))
+    business_date = _business_date(
+        _parse_time(dag_run.get("logical_date")), _parse_time(dag_run.get("run_after")), dag_run.get("conf")
+    )
     base_url = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
     deadline_time = _iso(_parse_time((context.get("deadline") or {}).get("deadline_time")))
     return {
@@ -271,7 +278,7 @@ def deadline_payload(context: Mapping[str, Any]) -> dict[str, Any]:
         "deadline": deadline_time,
         "log_url": f"{base_url}/dags/{dag_run['dag_id']}/runs/{dag_run['dag_run_id']}",
         "text": f"[xihu] business date {business_date} not published by {deadline_time} "
-                f"(run {dag_run['dag_run_id']} is {dag_run.get('state')})",
+        f"(run {dag_run['dag_run_id']} is {dag_run.get('state')})",
     }
 
 
@@ -287,19 +294,30 @@ def robot_markdown(payload: Mapping[str, Any]) -> tuple[str, str]:
         task, map_index = payload["task_id"], payload.get("map_index", -1)
         if map_index >= 0:
             task = f"{task}[{map_index}]"
-        items = [("DAG", payload["dag_id"]), ("任务 / task", task),
-                 ("业务日期 / business date", payload["business_date"]),
-                 ("运行 / run", f"{payload['run_id']} ({payload['run_type']})"),
-                 ("尝试 / try", payload["try_number"]), ("错误类型 / error", payload["error"])]
+        items = [
+            ("DAG", payload["dag_id"]),
+            ("任务 / task", task),
+            ("业务日期 / business date", payload["business_date"]),
+            ("运行 / run", f"{payload['run_id']} ({payload['run_type']})"),
+            ("尝试 / try", payload["try_number"]),
+            ("错误类型 / error", payload["error"]),
+        ]
         link = "日志 / log"
     else:
         title = f"{ROBOT_BRAND}未按时发布 / not published on time"
-        items = [("DAG", payload["dag_id"]), ("业务日期 / business date", payload["business_date"]),
-                 ("截止 / deadline", _local_time(payload["deadline"])),
-                 ("运行 / run", f"{payload['run_id']} ({payload['run_type']}, {payload['state']})")]
+        items = [
+            ("DAG", payload["dag_id"]),
+            ("业务日期 / business date", payload["business_date"]),
+            ("截止 / deadline", _local_time(payload["deadline"])),
+            ("运行 / run", f"{payload['run_id']} ({payload['run_type']}, {payload['state']})"),
+        ]
         link = "运行详情 / run details"
-    lines = [f"### {title}", "", *(f"- {label}: {value}" for label, value in items),
-             f"- [{link}]({payload['log_url']})"]
+    lines = [
+        f"### {title}",
+        "",
+        *(f"- {label}: {value}" for label, value in items),
+        f"- [{link}]({payload['log_url']})",
+    ]
     return title, "\n".join(lines)
 
 
@@ -309,8 +327,7 @@ async def deadline_missed(context: Mapping[str, Any], run_types: Iterable[str] =
     alerting on those would teach people to ignore the channel."""
     dag_run = context["dag_run"]
     if dag_run.get("run_type") not in set(run_types):
-        log.info("deadline passed for %s run %s: not alerting",
-                 dag_run.get("run_type"), dag_run.get("dag_run_id"))
+        log.info("deadline passed for %s run %s: not alerting", dag_run.get("run_type"), dag_run.get("dag_run_id"))
         return
     try:
         payload = deadline_payload(context)

@@ -53,9 +53,24 @@ print(json.dumps({"folder": str(folder), "records": records, "seconds": seconds,
 
 def fetch_once(source: str, day: date, base_url: str, root: Path, fetch_id: str) -> dict:
     conn = SANDBOX_CONNECTIONS[f"xihu_{source}"]
-    out = subprocess.run([sys.executable, "-c", CHILD, source, day.isoformat(), base_url, json.dumps(conn),
-                          DEMO_PII_KEY, str(root), fetch_id], capture_output=True, text=True, check=True,
-                         env={**os.environ, "XIHU_SANDBOX": "1"})  # the demo key is accepted against the sandbox
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            source,
+            day.isoformat(),
+            base_url,
+            json.dumps(conn),
+            DEMO_PII_KEY,
+            str(root),
+            fetch_id,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "XIHU_SANDBOX": "1"},
+    )  # the demo key is accepted against the sandbox
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -65,7 +80,8 @@ def duckdb_floor(folder: Path, source: str) -> tuple[int, float]:
     t0 = time.perf_counter()
     con.execute(
         f"create table t as select unnest({RECORDS_PATH[source]}) as r from read_json(?, "
-        "maximum_object_size = 268435456)", [f"{folder}/page-*.json.gz"]
+        "maximum_object_size = 268435456)",
+        [f"{folder}/page-*.json.gz"],
     )
     n = con.execute("select count(*) from t").fetchone()[0]
     return n, time.perf_counter() - t0
@@ -107,8 +123,11 @@ def demo_wall() -> None:
     """`make demo`'s command on a fresh data root: its wall time (its own report goes to stdout too)."""
     with tempfile.TemporaryDirectory(prefix="xihu-bench-demo-") as tmp:
         start = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "ops.demo", "--data-dir", tmp], check=False,
-                                cwd=Path(__file__).resolve().parent.parent)
+        result = subprocess.run(
+            [sys.executable, "-m", "ops.demo", "--data-dir", tmp],
+            check=False,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
         print(f"demo_wall: {time.monotonic() - start:,.0f} s")
         print(f"demo_exit_code: {result.returncode}")
 

@@ -13,9 +13,14 @@ from pathlib import Path
 
 import duckdb
 
-EXTRACT_TABLES = ("district_daily_kpis", "street_coverage_monthly", "service_circle_daily",
-                  "volunteer_activity_monthly", "union_coverage_monthly",
-                  "dim_streets")  # the street names and label points of the streets' street_id
+EXTRACT_TABLES = (
+    "district_daily_kpis",
+    "street_coverage_monthly",
+    "service_circle_daily",
+    "volunteer_activity_monthly",
+    "union_coverage_monthly",
+    "dim_streets",
+)  # the street names and label points of the streets' street_id
 
 
 def build_dashboard_extract(current: Path, target: Path) -> dict:
@@ -31,8 +36,10 @@ def build_dashboard_extract(current: Path, target: Path) -> dict:
         if parquet.exists():
             con.execute(f"create table {table} as select * from read_parquet(?)", [str(parquet)])
             rows[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
-    con.execute("create table extract_source as select ? as version, ? as business_date, now() as built_at",
-                [version_dir.name, manifest["business_date"]])
+    con.execute(
+        "create table extract_source as select ? as version, ? as business_date, now() as built_at",
+        [version_dir.name, manifest["business_date"]],
+    )
     con.close()
     os.replace(tmp, target)
     return {"version": version_dir.name, "business_date": manifest["business_date"], "rows": rows}

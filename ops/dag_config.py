@@ -19,7 +19,7 @@ from ops.alerts import publish_deadline, task_failure_alert
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # ops/ sits at the project root
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-# Written by `dbt parse` (make setup, the Docker build): the DAG renders one task per model from it
+# Written by `dbt parse` (make demo, make test and the Docker build): the DAG renders one task per model from it
 # without running dbt at parse time.
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 
@@ -89,8 +89,11 @@ EXECUTION_CONFIG = ExecutionConfig(
 # once: deferring to the triggerer would only add a round trip per model.
 # The dbt unit tests check the models' SQL on fixed inputs, not the day's data: like dbt's docs advise, they
 # run in development and CI (`make test` builds with them) and not in every daily build (~1.6 s a run).
-DBT_OPERATOR_ARGS = {"install_deps": False, "deferrable": False,
-                     "dbt_cmd_flags": ["--exclude-resource-type", "unit_test"]}
+DBT_OPERATOR_ARGS = {
+    "install_deps": False,
+    "deferrable": False,
+    "dbt_cmd_flags": ["--exclude-resource-type", "unit_test"],
+}
 
 
 def publish_deadline_alert():

@@ -41,8 +41,11 @@ def die_with_parent() -> None:
 
 def main(argv: list[str]) -> int:
     if not DBT.exists():
-        print(f"dbt_child: no dbt next to {sys.executable} nor on PATH: run it with the project's Python "
-              f"(its bin first on PATH)", file=sys.stderr)
+        print(
+            f"dbt_child: no dbt next to {sys.executable} nor on PATH: run it with the project's Python "
+            f"(its bin first on PATH)",
+            file=sys.stderr,
+        )
         return 2
     run_id = os.environ.get("XIHU_RUN_KEY")
     if not run_id:

@@ -27,16 +27,33 @@ TRACKER_LOADER = 'i.src="//d1fc8wv8zag5ca.cloudfront.net/2.9.0/sp.js",a.parentNo
 def offline_page(static_page: str) -> str:
     """dbt's static docs page without its tracker loader; fails if dbt's bundle changed shape."""
     if static_page.count(TRACKER_LOADER) != 1:
-        raise ValueError("dbt's docs page changed: its tracker loader was not found once; check "
-                         "ops/dbt_docs.py against this dbt-core's index.html")
+        raise ValueError(
+            "dbt's docs page changed: its tracker loader was not found once; check "
+            "ops/dbt_docs.py against this dbt-core's index.html"
+        )
     return static_page.replace(TRACKER_LOADER, "void 0")
 
 
 def generate(target: Path, env: Mapping[str, str]) -> Path:
     """Generate the dbt docs of the warehouse ``env`` points at into ``target``; returns the page."""
-    subprocess.run([str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--static",
-                    "--profiles-dir", ".", "--vars", json.dumps(dbt_vars()), "--target-path", str(target),
-                    "--quiet"], cwd=PROJECT_ROOT / "dbt_project", env=dict(env), check=True)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "docs",
+            "generate",
+            "--static",
+            "--profiles-dir",
+            ".",
+            "--vars",
+            json.dumps(dbt_vars()),
+            "--target-path",
+            str(target),
+            "--quiet",
+        ],
+        cwd=PROJECT_ROOT / "dbt_project",
+        env=dict(env),
+        check=True,
+    )
     page = target / "index.html"
     page.write_text(offline_page((target / "static_index.html").read_text(encoding="utf-8")), encoding="utf-8")
     (target / "static_index.html").unlink()

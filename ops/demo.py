@@ -38,8 +38,20 @@ DAG_ID = "xihu_friendly_daily"
 @contextmanager
 def sandbox(seed: int, scale: float, faults: list[str] = ()):
     """The sandbox server in a child process on a free loopback port; yields its base URL."""
-    cmd = [sys.executable, "-m", "ingest.sandbox", "serve", "--host", "127.0.0.1", "--port", "0",
-           "--seed", str(seed), "--scale", str(scale)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ingest.sandbox",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--seed",
+        str(seed),
+        "--scale",
+        str(scale),
+    ]
     for fault in faults:
         cmd += ["--fault", fault]
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
@@ -89,7 +101,8 @@ def friendly_effect_lines(marts: Path) -> list[str]:
     rows = con.execute(
         "select reporting_date, unit_type, units_measured, did_saving_min, did_saving_ci_low_min, "
         "did_saving_ci_high_min, naive_saving_min from friendly_effect "
-        "order by unit_type = 'all', unit_type").fetchall()
+        "order by unit_type = 'all', unit_type"
+    ).fetchall()
     con.close()
 
     def minutes(x: float | None) -> str:
@@ -97,8 +110,10 @@ def friendly_effect_lines(marts: Path) -> list[str]:
 
     lines = [f"== friendly_effect as of {rows[0][0] if rows else '-'} (minutes saved per delivery)"]
     for _, unit_type, units, did, low, high, naive in rows:
-        lines.append(f"   {unit_type:<22} units {units:>3}  DiD {minutes(did):>6}  "
-                     f"95% [{minutes(low):>6}, {minutes(high):>6}]  naive {minutes(naive):>6}")
+        lines.append(
+            f"   {unit_type:<22} units {units:>3}  DiD {minutes(did):>6}  "
+            f"95% [{minutes(low):>6}, {minutes(high):>6}]  naive {minutes(naive):>6}"
+        )
     return lines
 
 
@@ -110,10 +125,14 @@ def history_lines(con: duckdb.DuckDBPyConnection, first: date, last: date) -> li
         "select source, count(*), sum(fetched), sum(loaded), sum(duplicates_removed), sum(quarantined) "
         "from (from raw.load_audit where business_date between ? and ? "
         "qualify row_number() over (partition by source, business_date order by loaded_at desc) = 1) "
-        "group by source order by source", [first, last]).fetchall()
+        "group by source order by source",
+        [first, last],
+    ).fetchall()
     for source, partitions, fetched, loaded, duplicates, quarantined in rows:
-        lines.append(f"   {source:<14} {partitions:>3} dates  fetched {fetched:>8}  loaded {loaded:>8}  "
-                     f"duplicates {duplicates:>5}  quarantined {quarantined:>5}")
+        lines.append(
+            f"   {source:<14} {partitions:>3} dates  fetched {fetched:>8}  loaded {loaded:>8}  "
+            f"duplicates {duplicates:>5}  quarantined {quarantined:>5}"
+        )
     return lines
 
 
@@ -136,23 +155,32 @@ def summary(data_dir: Path, days: list[date], history: tuple[date, date] | None 
             "select source, fetched, loaded, duplicates_removed, quarantined from raw.load_audit "
             "where business_date = ? "
             "qualify row_number() over (partition by source order by loaded_at desc) = 1 order by source",
-            [day]).fetchall()
+            [day],
+        ).fetchall()
         for source, fetched, loaded, duplicates, quarantined in rows:
-            lines.append(f"   {source:<14} fetched {fetched:>7}  loaded {loaded:>7}  duplicates {duplicates:>5}  "
-                         f"quarantined {quarantined:>5}")
+            lines.append(
+                f"   {source:<14} fetched {fetched:>7}  loaded {loaded:>7}  duplicates {duplicates:>5}  "
+                f"quarantined {quarantined:>5}"
+            )
         gates = con.execute(
             "select stage, bool_and(success), sum(failed_critical), sum(failed_warning) from audit.gate_results "
-            "where business_date = ? group by stage order by stage desc", [day]).fetchall()
+            "where business_date = ? group by stage order by stage desc",
+            [day],
+        ).fetchall()
         for stage, ok, crit, warn in gates:
-            lines.append(f"   gate {stage:<6} {'passed' if ok else 'FAILED'} "
-                         f"(critical failures {crit}, warnings {warn})")
+            lines.append(
+                f"   gate {stage:<6} {'passed' if ok else 'FAILED'} (critical failures {crit}, warnings {warn})"
+            )
         try:
-            status = con.execute("select status from marts.district_daily_kpis where business_date = ?",
-                                 [day]).fetchone()
+            status = con.execute(
+                "select status from marts.district_daily_kpis where business_date = ?", [day]
+            ).fetchone()
         except duckdb.CatalogException:  # no run built the marts
             status = None
-        lines.append(f"   district_daily_kpis status now: {status[0] if status else 'no row'} "
-                     "(final / provisional / partial: docs/analysts.md)")
+        lines.append(
+            f"   district_daily_kpis status now: {status[0] if status else 'no row'} "
+            "(final / provisional / partial: docs/analysts.md)"
+        )
         version = published.get(day.isoformat())
         all_published &= version is not None
         lines.append(f"   published: {version or 'NOT PUBLISHED'}")
@@ -184,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
     dates = last_complete_dates(args.history_days + args.days)
     history = (dates[0], dates[args.history_days - 1]) if args.history_days else None
-    days = dates[args.history_days:]
+    days = dates[args.history_days :]
     env = embedded_env(args.data_dir)
     init_airflow(env)
     with sandbox(args.seed, args.scale) as base_url:

@@ -53,29 +53,39 @@ def embedded_env(data_dir: Path, base_url: str | None = None) -> dict[str, str]:
     airflow_home = data_dir / "airflow"
     env = dict(os.environ)
     env.update(TELEMETRY_OFF)
-    env.update({
-        "XIHU_DATA_DIR": str(data_dir),
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
-        "AIRFLOW__API__EXPOSE_CONFIG": "False",
-        "XIHU_DEADLINE_ALERTS": "off",  # no scheduler in embedded mode (see ops/dag_config.py)
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")])),
-        "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
-        "TZ": "UTC",
-    })
+    env.update(
+        {
+            "XIHU_DATA_DIR": str(data_dir),
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+            "AIRFLOW__API__EXPOSE_CONFIG": "False",
+            "XIHU_DEADLINE_ALERTS": "off",  # no scheduler in embedded mode (see ops/dag_config.py)
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")])),
+            "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
+            "TZ": "UTC",
+        }
+    )
     if base_url:
         env.update(sandbox_connections(base_url))
     return env
 
 
-def airflow(env: dict[str, str], *args: str, check: bool = True, capture: bool = False,
-            timeout: float | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(VENV_BIN / "airflow"), *args], env=env, check=check, text=True,
-                          capture_output=capture, timeout=timeout, cwd=PROJECT_ROOT)
+def airflow(
+    env: dict[str, str], *args: str, check: bool = True, capture: bool = False, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(VENV_BIN / "airflow"), *args],
+        env=env,
+        check=check,
+        text=True,
+        capture_output=capture,
+        timeout=timeout,
+        cwd=PROJECT_ROOT,
+    )
 
 
 def init_airflow(env: dict[str, str]) -> None:

@@ -63,8 +63,13 @@ def _pg_bin(name: str) -> str:
     return found[-1]
 
 
-def _wait(what: str, probe: Callable[[], Any], timeout: float, interval: float = 1.0,
-          on_timeout: Callable[[], str] = lambda: "") -> Any:
+def _wait(
+    what: str,
+    probe: Callable[[], Any],
+    timeout: float,
+    interval: float = 1.0,
+    on_timeout: Callable[[], str] = lambda: "",
+) -> Any:
     """Poll ``probe`` until it returns something truthy; its value is returned."""
     deadline = time.monotonic() + timeout
     while True:
@@ -93,21 +98,45 @@ class Postgres:
     def start(self) -> None:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
-        subprocess.run(self._as_owner(_pg_bin("initdb"), "-D", str(self.datadir), "-A", "trust", "-U",
-                                      "postgres", "-E", "UTF8", "--no-sync"),
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            self._as_owner(
+                _pg_bin("initdb"), "-D", str(self.datadir), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"
+            ),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(self._as_owner(_pg_bin("pg_ctl"), "-D", str(self.datadir), "-o", options, "-w",
-                                      "-l", str(self.root / "postgres.log"), "start"),
-                       check=True, capture_output=True, text=True)
-        subprocess.run(self._as_owner(_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                                      "-U", "postgres", "airflow"),
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            self._as_owner(
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-o",
+                options,
+                "-w",
+                "-l",
+                str(self.root / "postgres.log"),
+                "start",
+            ),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        subprocess.run(
+            self._as_owner(_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "airflow"),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
-            subprocess.run(self._as_owner(_pg_bin("pg_ctl"), "-D", str(self.datadir), "-m", "immediate",
-                                          "-w", "stop"), capture_output=True, text=True)
+            subprocess.run(
+                self._as_owner(_pg_bin("pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"),
+                capture_output=True,
+                text=True,
+            )
 
     @property
     def url(self) -> str:
@@ -117,8 +146,7 @@ class Postgres:
 class SchedulerHarness:
     """Context manager: Postgres + migrated metadata + pool + Airflow components + an API session."""
 
-    def __init__(self, dags_folder: Path, extra_env: Mapping[str, str] | None = None,
-                 startup_timeout: float = 240):
+    def __init__(self, dags_folder: Path, extra_env: Mapping[str, str] | None = None, startup_timeout: float = 240):
         self.dags_folder = Path(dags_folder).resolve()
         self.extra_env = dict(extra_env or {})
         self.startup_timeout = startup_timeout
@@ -140,29 +168,31 @@ class SchedulerHarness:
     def env(self) -> dict[str, str]:
         password_file = self.home / "passwords.json"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
-        env.update({
-            "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url,
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
-            "AIRFLOW__API__BASE_URL": self.api,
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.api_port),
-            "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs / "tasks"),
-            "DO_NOT_TRACK": "1",
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-            "GX_ANALYTICS_ENABLED": "False",
-            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-            "SCARF_NO_ANALYTICS": "true",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        })
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url,
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api}/execution/",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
+                "AIRFLOW__API__BASE_URL": self.api,
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs / "tasks"),
+                "DO_NOT_TRACK": "1",
+                "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+                "GX_ANALYTICS_ENABLED": "False",
+                "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+                "SCARF_NO_ANALYTICS": "true",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            }
+        )
         env.update(self.extra_env)
         return env
 
@@ -206,18 +236,23 @@ class SchedulerHarness:
 
     def airflow(self, *args: str, timeout: float = 300) -> str:
         """Run an ``airflow`` CLI command against this deployment; its stdout."""
-        result = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env(), capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", *args], env=self.env(), capture_output=True, text=True, timeout=timeout
+        )
         if result.returncode != 0:
-            raise HarnessError(f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n"
-                               f"{result.stderr[-3000:]}")
+            raise HarnessError(f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         return result.stdout
 
     def _start(self, name: str) -> None:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child for its lifetime
-        self.processes[name] = subprocess.Popen([sys.executable, "-m", "airflow", name], env=self.env(),
-                                                stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "airflow", name],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
 
     def log_tails(self, lines: int = 40) -> str:
@@ -239,12 +274,15 @@ class SchedulerHarness:
                 health = requests.get(f"{self.api}/api/v2/monitor/health", timeout=5).json()
             except (requests.RequestException, ValueError):
                 return False
-            return all(health.get(part, {}).get("status") == "healthy"
-                       for part in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
+            return all(
+                health.get(part, {}).get("status") == "healthy"
+                for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            )
 
         _wait("all components healthy", healthy, self.startup_timeout, on_timeout=self.log_tails)
-        token = requests.post(f"{self.api}/auth/token", timeout=10,
-                              json={"username": "admin", "password": self._password})
+        token = requests.post(
+            f"{self.api}/auth/token", timeout=10, json={"username": "admin", "password": self._password}
+        )
         token.raise_for_status()
         self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
 
@@ -259,6 +297,7 @@ class SchedulerHarness:
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> dict:
         """Until the dag-processor has parsed ``dag_id``; then unpause it (the scheduler runs nothing
         for a paused DAG, backfills included)."""
+
         def parsed():
             self._check_alive()
             response = self.session.get(f"{self.api}/api/v2/dags/{dag_id}", timeout=10)
@@ -273,8 +312,7 @@ class SchedulerHarness:
         return self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False}) or dag
 
     def trigger(self, dag_id: str, conf: dict | None = None, logical_date: str | None = None) -> str:
-        run = self.request("POST", f"/dags/{dag_id}/dagRuns",
-                           json={"logical_date": logical_date, "conf": conf or {}})
+        run = self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": logical_date, "conf": conf or {}})
         return run["dag_run_id"]
 
     def runs(self, dag_id: str, run_type: str | None = None) -> list[dict]:
@@ -286,39 +324,61 @@ class SchedulerHarness:
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
         """Until the run is success or failed; the run as the API returns it."""
+
         def finished():
             self._check_alive()
             run = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
             return run if run["state"] in TERMINAL else None
 
-        return _wait(f"run {run_id} of {dag_id}", finished, timeout, interval=2,
-                     on_timeout=lambda: f"{self.task_instances(dag_id, run_id)}\n{self.log_tails()}")
+        return _wait(
+            f"run {run_id} of {dag_id}",
+            finished,
+            timeout,
+            interval=2,
+            on_timeout=lambda: f"{self.task_instances(dag_id, run_id)}\n{self.log_tails()}",
+        )
 
     def backfill(self, dag_id: str, from_date: str, to_date: str, timeout: float = 1800) -> list[dict]:
         """``airflow backfill create`` for [from_date, to_date], one run at a time (a backfill does not take
         the DAG's max_active_runs by itself); waits until every run it made finished."""
         before = {r["dag_run_id"] for r in self.runs(dag_id, "backfill")}
-        self.airflow("backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date,
-                     "--max-active-runs", "1")
+        self.airflow(
+            "backfill",
+            "create",
+            "--dag-id",
+            dag_id,
+            "--from-date",
+            from_date,
+            "--to-date",
+            to_date,
+            "--max-active-runs",
+            "1",
+        )
 
         def all_finished():
             self._check_alive()
             runs = [r for r in self.runs(dag_id, "backfill") if r["dag_run_id"] not in before]
             return runs if runs and all(r["state"] in TERMINAL for r in runs) else None
 
-        return _wait(f"backfill of {dag_id} {from_date}..{to_date}", all_finished, timeout, interval=2,
-                     on_timeout=self.log_tails)
+        return _wait(
+            f"backfill of {dag_id} {from_date}..{to_date}", all_finished, timeout, interval=2, on_timeout=self.log_tails
+        )
 
-    def backfill_business_dates(self, dag_id: str, first: date, last: date,
-                                timeout: float = 1800) -> list[dict]:
+    def backfill_business_dates(self, dag_id: str, first: date, last: date, timeout: float = 1800) -> list[dict]:
         """Backfill business dates ``first``..``last``. The CLI's window is of logical dates, and the run
         of day D fires at D+1 01:30 Asia/Shanghai (ingest.dates), so plain dates would be read as UTC
         midnights and miss a day; the window is given as those fire times instead."""
         return self.backfill(dag_id, run_time_for(first).isoformat(), run_time_for(last).isoformat(), timeout)
 
 
-def run_dag(dags_folder: Path, dag_id: str, first: date, last: date,
-            extra_env: Mapping[str, str] | None = None, conf: dict | None = None) -> dict:
+def run_dag(
+    dags_folder: Path,
+    dag_id: str,
+    first: date,
+    last: date,
+    extra_env: Mapping[str, str] | None = None,
+    conf: dict | None = None,
+) -> dict:
     """The whole production path for one DAG: a manual run through the API, then a backfill of business
     dates ``first``..``last``. Returns the runs' states and the time each phase took (seconds since the
     harness started)."""
@@ -336,9 +396,13 @@ def run_dag(dags_folder: Path, dag_id: str, first: date, last: date,
         }
         if manual["state"] != "success" or any(r["state"] != "success" for r in backfill):
             report["failed_tasks"] = {
-                run["dag_run_id"]: [ti["task_id"] for ti in harness.task_instances(dag_id, run["dag_run_id"])
-                                    if ti["state"] != "success"]
-                for run in [manual, *backfill] if run["state"] != "success"
+                run["dag_run_id"]: [
+                    ti["task_id"]
+                    for ti in harness.task_instances(dag_id, run["dag_run_id"])
+                    if ti["state"] != "success"
+                ]
+                for run in [manual, *backfill]
+                if run["state"] != "success"
             }
     report["timings_s"]["teardown"] = round(time.monotonic() - started, 1)
     return report
@@ -348,13 +412,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dags-folder", type=Path, default=ROOT / "dags")
     parser.add_argument("--dag-id", required=True)
-    parser.add_argument("--from-date", required=True, type=date.fromisoformat,
-                        help="first business date to backfill, YYYY-MM-DD")
-    parser.add_argument("--to-date", required=True, type=date.fromisoformat,
-                        help="last business date to backfill (inclusive), YYYY-MM-DD")
+    parser.add_argument(
+        "--from-date", required=True, type=date.fromisoformat, help="first business date to backfill, YYYY-MM-DD"
+    )
+    parser.add_argument(
+        "--to-date",
+        required=True,
+        type=date.fromisoformat,
+        help="last business date to backfill (inclusive), YYYY-MM-DD",
+    )
     parser.add_argument("--conf", type=json.loads, default=None, help="JSON conf of the manual run")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for every component (connections, XIHU_DATA_DIR)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for every component (connections, XIHU_DATA_DIR)",
+    )
     args = parser.parse_args(argv)
     extra_env = dict(item.split("=", 1) for item in args.env)
     report = run_dag(args.dags_folder, args.dag_id, args.from_date, args.to_date, extra_env, args.conf)

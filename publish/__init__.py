@@ -13,5 +13,11 @@ from publish.publisher import (
     version_name,
 )
 
-__all__ = ["Manifest", "publish_version", "record_intended_publication", "record_publication", "rollback",
-           "version_name"]
+__all__ = [
+    "Manifest",
+    "publish_version",
+    "record_intended_publication",
+    "record_publication",
+    "rollback",
+    "version_name",
+]

@@ -24,8 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     shell = sub.add_parser("shell", help="read-only SQL shell on the current snapshot")
     shell.add_argument("--version", default=None, help="a version other than the current one")
     shell.add_argument("-c", dest="sql", default=None, help="run one statement and exit")
-    sub.add_parser("verify", help="check every version's files against its manifest; withdraw damaged ones "
-                                  "(exit 1 when any was damaged)")
+    sub.add_parser(
+        "verify",
+        help="check every version's files against its manifest; withdraw damaged ones (exit 1 when any was damaged)",
+    )
     args = parser.parse_args(argv)
     apply_data_umask()  # rollback and verify rewrite `current` under the data root
     root = args.root or default_root()
@@ -35,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in versions(root):
             manifest = Manifest.read(f"{root}/versions/{name}")
             marker = "*" if name == current else " "
-            print(f"{marker} {name}  business date {manifest.business_date}  marts {len(manifest.marts)}"
-                  f"  code {manifest.code_version}")
+            print(
+                f"{marker} {name}  business date {manifest.business_date}  marts {len(manifest.marts)}"
+                f"  code {manifest.code_version}"
+            )
         return 0
     if args.command == "rollback":
         try:

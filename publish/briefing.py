@@ -59,8 +59,13 @@ UNIT_TYPES = {
 }
 STATUS_ZH = {"final": "终版", "provisional": "暂定", "partial": "不完整"}
 SOURCES = {
-    "meituan": "美团", "eleme": "饿了么", "sf": "顺丰同城", "shansong": "闪送",
-    "union_members": "工会会员", "union_orgs": "工会组织", "stations": "驿站日志",
+    "meituan": "美团",
+    "eleme": "饿了么",
+    "sf": "顺丰同城",
+    "shansong": "闪送",
+    "union_members": "工会会员",
+    "union_orgs": "工会组织",
+    "stations": "驿站日志",
 }
 PLATFORMS = {"meituan": "美团", "eleme": "饿了么", "sf": "顺丰同城", "shansong": "闪送"}
 
@@ -167,14 +172,16 @@ def svg(fig: Figure, name: str) -> str:
     """The figure as inline SVG: text as text, no XML prolog, no namespace URLs (HTML needs none)."""
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):
-        fig.savefig(buf, format="svg",
-                    metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
-    text = re.sub(r'\bid="(figure|axes|patch|line2d|text|matplotlib\.axis|xtick|ytick|legend|PolyCollection|'
-                  r'LineCollection|PathCollection|FillBetweenPolyCollection|errorbar|BarContainer)_?(\d*)"',
-                  lambda m: f'id="{name}-{m.group(1)}-{m.group(2)}"', text)
+    text = re.sub(
+        r'\bid="(figure|axes|patch|line2d|text|matplotlib\.axis|xtick|ytick|legend|PolyCollection|'
+        r'LineCollection|PathCollection|FillBetweenPolyCollection|errorbar|BarContainer)_?(\d*)"',
+        lambda m: f'id="{name}-{m.group(1)}-{m.group(2)}"',
+        text,
+    )
     return f'<figure class="chart" aria-label="{esc(name)}">{text}</figure>'
 
 
@@ -185,8 +192,13 @@ def figure(width: float, height: float) -> Figure:
 
 
 def _rc() -> dict:
-    return {"font.family": CJK_FONTS, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
-            "axes.unicode_minus": False}
+    return {
+        "font.family": CJK_FONTS,
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.unicode_minus": False,
+    }
 
 
 def draw(fn):
@@ -211,11 +223,20 @@ def sparkline(rows: list[dict], column: str, kind: str, name: str) -> str:
     values = [_num(cell(r, column)) for r in rows]
     scale = 100 if kind == "pct" else 1
     ax.plot(days, [v * scale for v in values], color=BLUE, linewidth=1.4)
-    provisional = [(d, v * scale) for d, v, r in zip(days, values, rows, strict=True)
-                   if r.get("status") and r["status"] != "final" and not math.isnan(v)]
+    provisional = [
+        (d, v * scale)
+        for d, v, r in zip(days, values, rows, strict=True)
+        if r.get("status") and r["status"] != "final" and not math.isnan(v)
+    ]
     if provisional:
-        ax.plot(*zip(*provisional, strict=True), linestyle="none", marker="o", markersize=3.5,
-                markerfacecolor="white", markeredgecolor=ORANGE)
+        ax.plot(
+            *zip(*provisional, strict=True),
+            linestyle="none",
+            marker="o",
+            markersize=3.5,
+            markerfacecolor="white",
+            markeredgecolor=ORANGE,
+        )
     for d, r in zip(days, rows, strict=True):
         if cell(r, column).hidden:
             ax.axvspan(d - dt.timedelta(hours=12), d + dt.timedelta(hours=12), color=GREY, alpha=0.35, lw=0)
@@ -242,28 +263,56 @@ def effect_chart(rows: list[dict]) -> str:
             hidden_label(ax, 0.02, y, transform=ax.get_yaxis_transform())
         if did.known:
             if low.known and high.known:
-                ax.errorbar([float(did.value)], [y], xerr=[[float(did.value) - float(low.value)],
-                            [float(high.value) - float(did.value)]], fmt="o", color=GREEN, capsize=3)
+                ax.errorbar(
+                    [float(did.value)],
+                    [y],
+                    xerr=[[float(did.value) - float(low.value)], [float(high.value) - float(did.value)]],
+                    fmt="o",
+                    color=GREEN,
+                    capsize=3,
+                )
                 label = f"{fmt(did.value, 'min')} ({fmt(low.value, 'min')}–{fmt(high.value, 'min')})"
             else:
                 ax.plot([float(did.value)], [y], "o", color=GREEN)
                 label = fmt(did.value, "min")
-            ax.annotate(label, (float(did.value), y), xytext=(0, 7), textcoords="offset points",
-                        ha="center", fontsize=7, color=GREEN)
+            ax.annotate(
+                label,
+                (float(did.value), y),
+                xytext=(0, 7),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+                color=GREEN,
+            )
         if naive.known:
             ax.plot([float(naive.value)], [y], "D", markerfacecolor="white", markeredgecolor=ORANGE)
         if not did.known and not did.hidden:
-            ax.text(0.02, y, "样本不足 too few units measured", transform=ax.get_yaxis_transform(),
-                    color=GREY, fontsize=8, va="center")
+            ax.text(
+                0.02,
+                y,
+                "样本不足 too few units measured",
+                transform=ax.get_yaxis_transform(),
+                color=GREY,
+                fontsize=8,
+                va="center",
+            )
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{UNIT_TYPES.get(r['unit_type'], r['unit_type'])} ({r.get('units_measured') or 0})"
-                        for r in reversed(rows)])
+    ax.set_yticklabels(
+        [f"{UNIT_TYPES.get(r['unit_type'], r['unit_type'])} ({r.get('units_measured') or 0})" for r in reversed(rows)]
+    )
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel("每单节省分钟 minutes saved per delivery")
     ax.plot([], [], "o", color=GREEN, label="双重差分 DiD (95% 区间 interval)")
-    ax.plot([], [], "D", markerfacecolor="white", markeredgecolor=ORANGE, linestyle="none",
-            label="前后简单对比 naive before/after")
+    ax.plot(
+        [],
+        [],
+        "D",
+        markerfacecolor="white",
+        markeredgecolor=ORANGE,
+        linestyle="none",
+        label="前后简单对比 naive before/after",
+    )
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=7, frameon=False)
     return svg(fig, "friendly-effect")
 
@@ -273,12 +322,24 @@ def event_study_chart(rows: list[dict]) -> str:
     fig = figure(7.2, 2.8)
     ax = fig.add_subplot()
     days = [r["rel_day"] for r in rows]
-    for column, color, label in (("adopted_mean_last100_min", GREEN, "友好单元 adopted units"),
-                                 ("control_mean_last100_min", GREY, "对照单元 control units")):
-        ax.plot(days, [_num(cell(r, column)) for r in rows], color=color, marker=".", markersize=3,
-                linewidth=1.2, label=label)
-    hidden_days = [r["rel_day"] for r in rows
-                   if cell(r, "adopted_mean_last100_min").hidden or cell(r, "control_mean_last100_min").hidden]
+    for column, color, label in (
+        ("adopted_mean_last100_min", GREEN, "友好单元 adopted units"),
+        ("control_mean_last100_min", GREY, "对照单元 control units"),
+    ):
+        ax.plot(
+            days,
+            [_num(cell(r, column)) for r in rows],
+            color=color,
+            marker=".",
+            markersize=3,
+            linewidth=1.2,
+            label=label,
+        )
+    hidden_days = [
+        r["rel_day"]
+        for r in rows
+        if cell(r, "adopted_mean_last100_min").hidden or cell(r, "control_mean_last100_min").hidden
+    ]
     for d in hidden_days:
         ax.axvspan(d - 0.5, d + 0.5, color=GREY, alpha=0.3, lw=0)
     if hidden_days:
@@ -292,8 +353,15 @@ def event_study_chart(rows: list[dict]) -> str:
 
 
 @draw
-def hbar_chart(labels: list[str], cells: list[Cell], kind: str, name: str, xlabel: str,
-               target: float | None = None, notes: list[str] | None = None) -> str:
+def hbar_chart(
+    labels: list[str],
+    cells: list[Cell],
+    kind: str,
+    name: str,
+    xlabel: str,
+    target: float | None = None,
+    notes: list[str] | None = None,
+) -> str:
     fig = figure(7.2, 0.28 * len(labels) + 0.9)
     ax = fig.add_subplot()
     scale = 100 if kind == "pct" else 1
@@ -350,8 +418,14 @@ def source_chart(sources: list[tuple[str, Cell, Cell, Cell, Cell]]) -> str:
     ys = list(range(len(sources)))[::-1]
     for y, (_, fetched, loaded, dups, quarantined) in zip(ys, sources, strict=True):
         if not (fetched.known and fetched.value):
-            ax.text(0.01, y, "未取数 not fetched" if not fetched.known else "0 条 records", color=GREY,
-                    fontsize=8, va="center")
+            ax.text(
+                0.01,
+                y,
+                "未取数 not fetched" if not fetched.known else "0 条 records",
+                color=GREY,
+                fontsize=8,
+                va="center",
+            )
             continue
         total = float(fetched.value)
         left = 0.0
@@ -359,14 +433,22 @@ def source_chart(sources: list[tuple[str, Cell, Cell, Cell, Cell]]) -> str:
             if c.known:
                 ax.barh(y, float(c.value) / total, left=left, color=color, height=0.6)
                 left += float(c.value) / total
-        ax.text(1.01, y, f"{fmt(fetched.value)} / {show_plain(loaded)} / {show_plain(dups)} / "
-                f"{show_plain(quarantined)}", va="center", fontsize=7)
+        ax.text(
+            1.01,
+            y,
+            f"{fmt(fetched.value)} / {show_plain(loaded)} / {show_plain(dups)} / {show_plain(quarantined)}",
+            va="center",
+            fontsize=7,
+        )
     ax.set_yticks(ys)
     ax.set_yticklabels([f"{SOURCES.get(s, s)} {s}" for s, *_ in sources])
     ax.set_xlim(0, 1.0)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    handles = [Patch(color=GREEN, label="入库 loaded"), Patch(color=GREY, label="重复已去除 duplicates removed"),
-               Patch(color=RED, label="隔离 quarantined")]
+    handles = [
+        Patch(color=GREEN, label="入库 loaded"),
+        Patch(color=GREY, label="重复已去除 duplicates removed"),
+        Patch(color=RED, label="隔离 quarantined"),
+    ]
     ax.legend(handles=handles, fontsize=7, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     ax.set_title("取数 / 入库 / 重复 / 隔离  fetched / loaded / duplicates / quarantined", fontsize=8, loc="left")
     return svg(fig, "data-health")
@@ -413,9 +495,11 @@ def map_svg(units: list[dict], stations: list[dict], streets: list[dict], as_of:
     def xy(lng: float, lat: float) -> tuple[float, float]:
         return 20 + (lng - min(lngs)) * k * scale, 20 + (max(lats) - lat) * scale
 
-    out = [f'<svg class="map" viewBox="0 0 {width:.0f} {height:.0f}" width="100%" role="img" '
-           f'aria-label="友好单元与驿站分布 map of units and stations">',
-           f'<rect width="{width:.0f}" height="{height:.0f}" fill="#f7f9f7"/>']
+    out = [
+        f'<svg class="map" viewBox="0 0 {width:.0f} {height:.0f}" width="100%" role="img" '
+        f'aria-label="友好单元与驿站分布 map of units and stations">',
+        f'<rect width="{width:.0f}" height="{height:.0f}" fill="#f7f9f7"/>',
+    ]
     for u in units:
         if u["lng"] is None:
             continue
@@ -432,8 +516,10 @@ def map_svg(units: list[dict], stations: list[dict], streets: list[dict], as_of:
         if st.get("lng") is None:
             continue
         x, y = xy(float(st["lng"]), float(st["lat"]))
-        out.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle" font-size="12" fill="#333" '
-                   f'stroke="white" stroke-width="3" paint-order="stroke">{esc(st["street_name"])}</text>')
+        out.append(
+            f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle" font-size="12" fill="#333" '
+            f'stroke="white" stroke-width="3" paint-order="stroke">{esc(st["street_name"])}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -451,8 +537,13 @@ KPIS = (  # column, kind, unit, Chinese, English
     ("deliveries", "int", "", "配送单量", "deliveries"),
     ("share_to_friendly_units", "pct", "", "送往友好单元占比", "share to friendly units"),
     ("median_last100_min_friendly", "min", " 分钟", "最后100米中位用时（友好单元）", "median last 100 m, friendly"),
-    ("median_last100_min_non_friendly", "min", " 分钟", "最后100米中位用时（非友好单元）",
-     "median last 100 m, not friendly"),
+    (
+        "median_last100_min_non_friendly",
+        "min",
+        " 分钟",
+        "最后100米中位用时（非友好单元）",
+        "median last 100 m, not friendly",
+    ),
     ("station_visits", "int", "", "驿站到访", "station visits"),
     ("points_earned", "int", "", "志愿积分获得", "volunteer points earned"),
     ("points_redeemed", "int", "", "积分兑换", "points redeemed"),
@@ -462,59 +553,86 @@ KPIS = (  # column, kind, unit, Chinese, English
 def headline(v: Version, as_of: dt.date | None) -> str:
     if not v.has("district_daily_kpis", "business_date", *[k[0] for k in KPIS]):
         return not_in_version("district_daily_kpis")
-    rows = v.rows("select * from district_daily_kpis where business_date > ?::date - ? and business_date <= ? "
-                  "order by business_date", [as_of, TREND_DAYS, as_of])
+    rows = v.rows(
+        "select * from district_daily_kpis where business_date > ?::date - ? and business_date <= ? "
+        "order by business_date",
+        [as_of, TREND_DAYS, as_of],
+    )
     today = next((r for r in rows if r["business_date"] == as_of), None)
     if today is None:
         return f'<p class="na">{bi("当日无数据", "no row for the business date")}</p>'
     cards = []
     for column, kind, unit, zh, en in KPIS:
-        cards.append(f'<div class="kpi" id="kpi-{column}"><div class="label">{bi(zh, en)}</div>'
-                     f'<div class="value">{show(cell(today, column), kind, unit)}</div>'
-                     f'{sparkline(rows, column, kind, "spark-" + column)}</div>')
+        cards.append(
+            f'<div class="kpi" id="kpi-{column}"><div class="label">{bi(zh, en)}</div>'
+            f'<div class="value">{show(cell(today, column), kind, unit)}</div>'
+            f"{sparkline(rows, column, kind, 'spark-' + column)}</div>"
+        )
     extra = []
     if "rider_hours_saved_per_month" in today:
-        extra.append(f'<div class="kpi" id="kpi-rider_hours_saved_per_month"><div class="label">'
-                     f'{bi("每月节省骑手工时", "rider-hours saved per month")}</div><div class="value">'
-                     f'{show(cell(today, "rider_hours_saved_per_month"), "int", " 小时")}</div></div>')
+        extra.append(
+            f'<div class="kpi" id="kpi-rider_hours_saved_per_month"><div class="label">'
+            f'{bi("每月节省骑手工时", "rider-hours saved per month")}</div><div class="value">'
+            f"{show(cell(today, 'rider_hours_saved_per_month'), 'int', ' 小时')}</div></div>"
+        )
     if "union_coverage_rate" in today:
-        extra.append(f'<div class="kpi" id="kpi-union_coverage_rate"><div class="label">'
-                     f'{bi("工会覆盖率", "union coverage")} {esc(today.get("union_coverage_month") or "")}</div>'
-                     f'<div class="value">{show(cell(today, "union_coverage_rate"), "pct")}</div></div>')
-    legend = bi("趋势为近30天；空心橙点为暂定数据，灰带为隐私保护隐藏",
-                "trends: last 30 days; hollow orange = provisional, grey band = hidden for privacy")
-    return (f'<p>{bi("当日数据状态", "status of the day")}: {status_badge(today.get("status"))} {legend}</p>'
-            f'<div class="kpis">{"".join(cards + extra)}</div>')
+        extra.append(
+            f'<div class="kpi" id="kpi-union_coverage_rate"><div class="label">'
+            f"{bi('工会覆盖率', 'union coverage')} {esc(today.get('union_coverage_month') or '')}</div>"
+            f'<div class="value">{show(cell(today, "union_coverage_rate"), "pct")}</div></div>'
+        )
+    legend = bi(
+        "趋势为近30天；空心橙点为暂定数据，灰带为隐私保护隐藏",
+        "trends: last 30 days; hollow orange = provisional, grey band = hidden for privacy",
+    )
+    return (
+        f"<p>{bi('当日数据状态', 'status of the day')}: {status_badge(today.get('status'))} {legend}</p>"
+        f'<div class="kpis">{"".join(cards + extra)}</div>'
+    )
 
 
 def effect(v: Version, as_of: dt.date | None) -> str:
-    cols = ("reporting_date", "unit_type", "did_saving_min", "naive_saving_min", "did_saving_ci_low_min",
-            "did_saving_ci_high_min", "units_measured")
+    cols = (
+        "reporting_date",
+        "unit_type",
+        "did_saving_min",
+        "naive_saving_min",
+        "did_saving_ci_low_min",
+        "did_saving_ci_high_min",
+        "units_measured",
+    )
     if not v.has("friendly_effect", *cols):
         return not_in_version("friendly_effect")
-    rows = v.rows("select * from friendly_effect where reporting_date = (select max(reporting_date) from "
-                  "friendly_effect) order by unit_type = 'all' desc, unit_type")
+    rows = v.rows(
+        "select * from friendly_effect where reporting_date = (select max(reporting_date) from "
+        "friendly_effect) order by unit_type = 'all' desc, unit_type"
+    )
     if not rows:
         return f'<p class="na">{bi(NA_ZH, NA_EN)}</p>'
-    intro = bi("挂牌后每单节省的分钟数：绿点为双重差分估计及其95%区间，橙色菱形为前后简单对比"
-               "（常被引用，但含全区趋势）。括号内为参与估计的单元数。",
-               "Minutes saved per delivery after adoption: green = difference-in-differences with its 95% "
-               "interval, orange = the naive before/after figure. Units measured in brackets.")
-    return (f'<p>{intro} {bi("报告日", "reporting date")} {esc(rows[0]["reporting_date"])}</p>'
-            f"{effect_chart(rows)}")
+    intro = bi(
+        "挂牌后每单节省的分钟数：绿点为双重差分估计及其95%区间，橙色菱形为前后简单对比"
+        "（常被引用，但含全区趋势）。括号内为参与估计的单元数。",
+        "Minutes saved per delivery after adoption: green = difference-in-differences with its 95% "
+        "interval, orange = the naive before/after figure. Units measured in brackets.",
+    )
+    return f"<p>{intro} {bi('报告日', 'reporting date')} {esc(rows[0]['reporting_date'])}</p>{effect_chart(rows)}"
 
 
 def event_study(v: Version, as_of: dt.date | None) -> str:
     cols = ("business_date", "unit_type", "rel_day", "adopted_mean_last100_min", "control_mean_last100_min")
     if not v.has("friendly_event_study", *cols):
         return not_in_version("friendly_event_study")
-    rows = v.rows("select * from friendly_event_study where unit_type = 'all' and business_date = "
-                  "(select max(business_date) from friendly_event_study) order by rel_day")
+    rows = v.rows(
+        "select * from friendly_event_study where unit_type = 'all' and business_date = "
+        "(select max(business_date) from friendly_event_study) order by rel_day"
+    )
     if not rows:
         return f'<p class="na">{bi(NA_ZH, NA_EN)}</p>'
-    intro = bi("挂牌前后每天的平均最后100米用时：挂牌前两线平行，说明对照可信；挂牌后友好单元下降即为节省。",
-               "Mean last-100-m minutes by day around adoption: parallel lines before adoption make the "
-               "controls credible; the drop after it is the saving.")
+    intro = bi(
+        "挂牌前后每天的平均最后100米用时：挂牌前两线平行，说明对照可信；挂牌后友好单元下降即为节省。",
+        "Mean last-100-m minutes by day around adoption: parallel lines before adoption make the "
+        "controls credible; the drop after it is the saving.",
+    )
     return f"<p>{intro}</p>{event_study_chart(rows)}"
 
 
@@ -530,16 +648,27 @@ def streets(v: Version, as_of: dt.date | None) -> str:
     cols = ("month", "street_id", "target_units", "target_units_friendly", "target_progress")
     if not v.has("street_coverage_monthly", *cols):
         return not_in_version("street_coverage_monthly")
-    rows = v.rows("select * from street_coverage_monthly where month = (select max(month) from "
-                  "street_coverage_monthly) order by target_progress desc nulls last, street_id")
+    rows = v.rows(
+        "select * from street_coverage_monthly where month = (select max(month) from "
+        "street_coverage_monthly) order by target_progress desc nulls last, street_id"
+    )
     labels = dim_labels(v, "dim_streets", "street_id", "street_name", rows)
     notes = [f"({r['target_units_friendly']}/{r['target_units']})" for r in rows]
-    chart = hbar_chart(labels, [cell(r, "target_progress") for r in rows], "pct", "street-progress",
-                       "已挂牌的住宅小区与商务楼宇占比 share of compounds and buildings on a guideline", 1.0, notes)
-    intro = bi("目标：每个住宅小区和商务楼宇都有配送指引。",
-               "Target: every residential compound and office building on a delivery guideline.")
+    chart = hbar_chart(
+        labels,
+        [cell(r, "target_progress") for r in rows],
+        "pct",
+        "street-progress",
+        "已挂牌的住宅小区与商务楼宇占比 share of compounds and buildings on a guideline",
+        1.0,
+        notes,
+    )
+    intro = bi(
+        "目标：每个住宅小区和商务楼宇都有配送指引。",
+        "Target: every residential compound and office building on a delivery guideline.",
+    )
     month = esc(rows[0]["month"]) if rows else ""
-    return f'<p>{intro} {bi("月份", "month")} {month}</p>{chart}'
+    return f"<p>{intro} {bi('月份', 'month')} {month}</p>{chart}"
 
 
 def stations(v: Version, as_of: dt.date | None) -> str:
@@ -547,37 +676,65 @@ def stations(v: Version, as_of: dt.date | None) -> str:
     if v.has("station_usage_daily", "station_id", "event_date", "visits"):
         day_rows = v.rows("select max(event_date) as d from station_usage_daily where event_date <= ?", [as_of])
         day = day_rows[0]["d"]
-        rows = v.rows("select * from station_usage_daily where event_date = ? order by visits desc nulls last, "
-                      "station_id", [day])
+        rows = v.rows(
+            "select * from station_usage_daily where event_date = ? order by visits desc nulls last, station_id", [day]
+        )
         top = [r for r in rows if r["visits"] is not None][:12]
         hidden = sum(1 for r in rows if cell(r, "visits").hidden)
         statuses = sorted({r.get("status") for r in rows if r.get("status")})
-        parts.append(f'<h3>{bi("到访最多的驿站", "busiest stations")} {esc(day or "")} '
-                     f'{"".join(status_badge(s) for s in statuses)}</h3>')
+        parts.append(
+            f"<h3>{bi('到访最多的驿站', 'busiest stations')} {esc(day or '')} "
+            f"{''.join(status_badge(s) for s in statuses)}</h3>"
+        )
         if top:
-            parts.append(hbar_chart(dim_labels(v, "dim_stations", "station_id", "station_name", top),
-                                    [cell(r, "visits") for r in top], "int", "station-visits",
-                                    "当日到访次数 check-ins that day"))
+            parts.append(
+                hbar_chart(
+                    dim_labels(v, "dim_stations", "station_id", "station_name", top),
+                    [cell(r, "visits") for r in top],
+                    "int",
+                    "station-visits",
+                    "当日到访次数 check-ins that day",
+                )
+            )
         if hidden:
-            note = bi("个驿站的到访数因隐私保护隐藏（少于5名骑手）",
-                      "stations hidden for privacy (fewer than 5 riders)")
+            note = bi(
+                "个驿站的到访数因隐私保护隐藏（少于5名骑手）", "stations hidden for privacy (fewer than 5 riders)"
+            )
             parts.append(f'<p class="note">{esc(hidden)} {note}</p>')
     else:
         parts.append(not_in_version("station_usage_daily"))
     if v.has("service_circle_daily", "business_date", "street_id", "share_within_reach"):
-        rows = v.rows("select * from service_circle_daily where business_date = (select max(business_date) from "
-                      "service_circle_daily where business_date <= ?) order by street_id", [as_of])
+        rows = v.rows(
+            "select * from service_circle_daily where business_date = (select max(business_date) from "
+            "service_circle_daily where business_date <= ?) order by street_id",
+            [as_of],
+        )
         statuses = sorted({r.get("status") for r in rows if r.get("status")})
-        parts.append(f'<h3>{bi("15分钟服务圈", "15-minute service circle")} '
-                     f'{esc(rows[0]["business_date"]) if rows else ""} '
-                     f'{"".join(status_badge(s) for s in statuses)}</h3>')
+        parts.append(
+            f"<h3>{bi('15分钟服务圈', '15-minute service circle')} "
+            f"{esc(rows[0]['business_date']) if rows else ''} "
+            f"{''.join(status_badge(s) for s in statuses)}</h3>"
+        )
         labels = dim_labels(v, "dim_streets", "street_id", "street_name", rows, {"unmatched": "未匹配单元 unmatched"})
-        parts.append(hbar_chart(labels, [cell(r, "share_within_reach") for r in rows], "pct", "service-circle",
-                                "目的地在开放驿站1公里内的配送占比 deliveries within 1 km of an open rest station"))
+        parts.append(
+            hbar_chart(
+                labels,
+                [cell(r, "share_within_reach") for r in rows],
+                "pct",
+                "service-circle",
+                "目的地在开放驿站1公里内的配送占比 deliveries within 1 km of an open rest station",
+            )
+        )
         if rows and "share_riders_visited_30d" in rows[0]:
-            parts.append(hbar_chart(labels, [cell(r, "share_riders_visited_30d") for r in rows], "pct",
-                                    "riders-visited", "近30天到访过驿站的活跃骑手占比 active riders who visited "
-                                    "a station in 30 days"))
+            parts.append(
+                hbar_chart(
+                    labels,
+                    [cell(r, "share_riders_visited_30d") for r in rows],
+                    "pct",
+                    "riders-visited",
+                    "近30天到访过驿站的活跃骑手占比 active riders who visited a station in 30 days",
+                )
+            )
     else:
         parts.append(not_in_version("service_circle_daily"))
     return "".join(parts)
@@ -587,15 +744,25 @@ def volunteers(v: Version, as_of: dt.date | None) -> str:
     cols = ("month", "rollup_level", "street_id", "active_volunteers", "elderly_meal_deliveries")
     if not v.has("volunteer_activity_monthly", *cols):
         return not_in_version("volunteer_activity_monthly")
-    rows = v.rows("select * from volunteer_activity_monthly where rollup_level = 'street' and month = "
-                  "(select max(month) from volunteer_activity_monthly) order by street_id")
+    rows = v.rows(
+        "select * from volunteer_activity_monthly where rollup_level = 'street' and month = "
+        "(select max(month) from volunteer_activity_monthly) order by street_id"
+    )
     labels = dim_labels(v, "dim_streets", "street_id", "street_name", rows)
     month = esc(rows[0]["month"]) if rows else ""
-    return (f'<p>{bi("按街道统计本月志愿服务", "volunteer activity by street, month")} {month}</p>'
-            + hbar_chart(labels, [cell(r, "active_volunteers") for r in rows], "int", "volunteers",
-                         "活跃志愿者 active volunteers")
-            + hbar_chart(labels, [cell(r, "elderly_meal_deliveries") for r in rows], "int", "elderly-meals",
-                         "助老送餐 elderly meal deliveries"))
+    return (
+        f"<p>{bi('按街道统计本月志愿服务', 'volunteer activity by street, month')} {month}</p>"
+        + hbar_chart(
+            labels, [cell(r, "active_volunteers") for r in rows], "int", "volunteers", "活跃志愿者 active volunteers"
+        )
+        + hbar_chart(
+            labels,
+            [cell(r, "elderly_meal_deliveries") for r in rows],
+            "int",
+            "elderly-meals",
+            "助老送餐 elderly meal deliveries",
+        )
+    )
 
 
 def union(v: Version, as_of: dt.date | None) -> str:
@@ -605,17 +772,27 @@ def union(v: Version, as_of: dt.date | None) -> str:
     district = v.rows("select * from union_coverage_monthly where org_level = 'district' order by month")
     parts = []
     if district:
-        parts.append(line_chart([r["month"] for r in district],
-                                [("全区覆盖率 district coverage", BLUE, [cell(r, "coverage_rate") for r in district])],
-                                "pct", "union-trend", "在册会员占活跃骑手 %\nmembers among active riders %"))
+        parts.append(
+            line_chart(
+                [r["month"] for r in district],
+                [("全区覆盖率 district coverage", BLUE, [cell(r, "coverage_rate") for r in district])],
+                "pct",
+                "union-trend",
+                "在册会员占活跃骑手 %\nmembers among active riders %",
+            )
+        )
         last = district[-1]
-        parts.append(f'<p>{bi("本月", "this month")} {esc(last["month"])}: '
-                     f'{bi("在册会员", "members in good standing")} {show(cell(last, "members_in_good_standing"))}, '
-                     f'{bi("新入会", "new members")} {show(cell(last, "new_members"))}, '
-                     f'{bi("退会", "withdrawals")} {show(cell(last, "withdrawals"))}</p>')
-    work = v.rows("select * from union_coverage_monthly where street_basis = 'work' and org_level = 'all' and "
-                  "month = (select max(month) from union_coverage_monthly) and street <> 'no_unit_delivery' "
-                  "order by street, platform")
+        parts.append(
+            f"<p>{bi('本月', 'this month')} {esc(last['month'])}: "
+            f"{bi('在册会员', 'members in good standing')} {show(cell(last, 'members_in_good_standing'))}, "
+            f"{bi('新入会', 'new members')} {show(cell(last, 'new_members'))}, "
+            f"{bi('退会', 'withdrawals')} {show(cell(last, 'withdrawals'))}</p>"
+        )
+    work = v.rows(
+        "select * from union_coverage_monthly where street_basis = 'work' and org_level = 'all' and "
+        "month = (select max(month) from union_coverage_monthly) and street <> 'no_unit_delivery' "
+        "order by street, platform"
+    )
     if work:
         by_street: dict[str, list[dict]] = {}
         for r in work:
@@ -645,8 +822,9 @@ def platform_dots(by_street: dict[str, list[dict]]) -> str:
     ax.set_xlabel("按工作街道的工会覆盖率 % union coverage by work street")
     ax.legend(fontsize=7, frameon=False, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     if hidden_any:
-        ax.set_title(f"部分平台/街道{HIDDEN_ZH}（未画出） some cells {HIDDEN_EN} (not drawn)", fontsize=7,
-                     loc="left", color=GREY)
+        ax.set_title(
+            f"部分平台/街道{HIDDEN_ZH}（未画出） some cells {HIDDEN_EN} (not drawn)", fontsize=7, loc="left", color=GREY
+        )
     return svg(fig, "union-streets")
 
 
@@ -656,36 +834,67 @@ def health(v: Version, as_of: dt.date | None) -> str:
         rows = v.rows("select * from district_daily_kpis where business_date = ?", [as_of])
         if rows:
             r = rows[0]
-            sources = [(s, cell(r, f"{s}_fetched"), cell(r, f"{s}_loaded"), cell(r, f"{s}_duplicates_removed"),
-                        cell(r, f"{s}_quarantined")) for s in SOURCES if f"{s}_fetched" in r]
+            sources = [
+                (
+                    s,
+                    cell(r, f"{s}_fetched"),
+                    cell(r, f"{s}_loaded"),
+                    cell(r, f"{s}_duplicates_removed"),
+                    cell(r, f"{s}_quarantined"),
+                )
+                for s in SOURCES
+                if f"{s}_fetched" in r
+            ]
             parts.append(source_chart(sources))
-        trend = v.rows("select business_date, status from district_daily_kpis where business_date > ?::date - ? "
-                       "and business_date <= ? order by business_date", [as_of, TREND_DAYS, as_of])
+        trend = v.rows(
+            "select business_date, status from district_daily_kpis where business_date > ?::date - ? "
+            "and business_date <= ? order by business_date",
+            [as_of, TREND_DAYS, as_of],
+        )
         if trend and "status" in trend[0]:
-            parts.append(f'<h3>{bi("近30天数据状态", "status of the last 30 days")} '
-                         f'{status_badge("final")}{status_badge("provisional")}{status_badge("partial")}</h3>')
+            parts.append(
+                f"<h3>{bi('近30天数据状态', 'status of the last 30 days')} "
+                f"{status_badge('final')}{status_badge('provisional')}{status_badge('partial')}</h3>"
+            )
             parts.append(status_strip(trend))
     else:
         parts.append(not_in_version("district_daily_kpis"))
     if v.has("pipeline_runs", "business_date", "raw_gate_passed", "marts_gate_passed", "drift_flags"):
-        runs = v.rows("select * from pipeline_runs where business_date = ? order by last_activity_at desc nulls "
-                      "last, run_id desc limit 1", [as_of]) if v.has("pipeline_runs", "last_activity_at") else []
+        runs = (
+            v.rows(
+                "select * from pipeline_runs where business_date = ? order by last_activity_at desc nulls "
+                "last, run_id desc limit 1",
+                [as_of],
+            )
+            if v.has("pipeline_runs", "last_activity_at")
+            else []
+        )
         if runs:
             r = runs[0]
             parts.append('<div class="gates">')
             for stage, zh in (("raw", "原始数据闸门"), ("marts", "指标闸门")):
                 passed = r.get(f"{stage}_gate_passed")
-                mark = ("ok", "通过 passed") if passed else ("bad", "未通过 failed") if passed is False else (
-                    "na", "未运行 not run")
-                parts.append(f'<div class="gate {mark[0]}"><b>{esc(zh)} {esc(stage)} gate</b>: {esc(mark[1])}<br>'
-                             f'{bi("检查项", "expectations")} {esc(r.get(f"{stage}_expectations_evaluated"))}, '
-                             f'{bi("严重失败", "critical failed")} {esc(r.get(f"{stage}_failed_critical"))}, '
-                             f'{bi("警告", "warnings")} {esc(r.get(f"{stage}_failed_warning"))}</div>')
+                mark = (
+                    ("ok", "通过 passed")
+                    if passed
+                    else ("bad", "未通过 failed")
+                    if passed is False
+                    else ("na", "未运行 not run")
+                )
+                parts.append(
+                    f'<div class="gate {mark[0]}"><b>{esc(zh)} {esc(stage)} gate</b>: {esc(mark[1])}<br>'
+                    f"{bi('检查项', 'expectations')} {esc(r.get(f'{stage}_expectations_evaluated'))}, "
+                    f"{bi('严重失败', 'critical failed')} {esc(r.get(f'{stage}_failed_critical'))}, "
+                    f"{bi('警告', 'warnings')} {esc(r.get(f'{stage}_failed_warning'))}</div>"
+                )
             parts.append("</div>")
             flags = r.get("drift_flags") or 0
             reasons = r.get("flag_reasons")
-            parts.append(f'<p>{bi("漂移标记", "drift flags")}: <b>{esc(flags)}</b>'
-                         + (f' — {esc(reasons)}' if flags and reasons else f' {bi("无", "none")}') + "</p>")
+            parts.append(
+                f"<p>{bi('漂移标记', 'drift flags')}: <b>{esc(flags)}</b>"
+                + (f" — {esc(reasons)}" if flags and reasons else f" {bi('无', 'none')}")
+                + "</p>"
+            )
     else:
         parts.append(not_in_version("pipeline_runs"))
     return "".join(parts)
@@ -697,15 +906,16 @@ def registry_map(v: Version, as_of: dt.date | None) -> str:
     units = v.rows("select * from dim_units")
     kinds = "station_kind" if v.has("dim_stations", "station_kind") else "null as station_kind"
     opened = "opened_on is null or opened_on <= ?" if v.has("dim_stations", "opened_on") and as_of else "true"
-    stations = v.rows(f"select lng, lat, {kinds} from dim_stations where {opened}",
-                      [as_of] if opened != "true" else [])
+    stations = v.rows(f"select lng, lat, {kinds} from dim_stations where {opened}", [as_of] if opened != "true" else [])
     street_rows = v.rows("select * from dim_streets") if v.has("dim_streets", "street_name", "lng", "lat") else []
     friendly = sum(1 for u in units if is_friendly(u, as_of))
-    return (f'<div class="legend"><span class="dot g"></span>{bi("友好单元", "friendly unit")} {friendly} '
-            f'<span class="dot o"></span>{bi("尚未挂牌", "not yet friendly")} {len(units) - friendly} '
-            f'<span class="tri r"></span>{bi("暖蜂驿站", "rest station")} '
-            f'<span class="tri b"></span>{bi("爱心食堂/商户", "canteen or caring merchant")}</div>'
-            + map_svg(units, stations, street_rows, as_of))
+    return (
+        f'<div class="legend"><span class="dot g"></span>{bi("友好单元", "friendly unit")} {friendly} '
+        f'<span class="dot o"></span>{bi("尚未挂牌", "not yet friendly")} {len(units) - friendly} '
+        f'<span class="tri r"></span>{bi("暖蜂驿站", "rest station")} '
+        f'<span class="tri b"></span>{bi("爱心食堂/商户", "canteen or caring merchant")}</div>'
+        + map_svg(units, stations, street_rows, as_of)
+    )
 
 
 SECTIONS = (
@@ -747,10 +957,11 @@ nav a { margin-right: 8px; font-size: 12px; }
 """
 
 
-NOTE = bi("本简报仅依据本版本发布的数据表生成。少于5名骑手的数据不公布，以“隐私保护隐藏”标注；"
-          "“暂定”数据可能在次日更正。",
-          "Built from this version's published tables only. Figures behind fewer than 5 riders are not published "
-          "and are marked hidden for privacy; provisional figures may be corrected the next day.")
+NOTE = bi(
+    "本简报仅依据本版本发布的数据表生成。少于5名骑手的数据不公布，以“隐私保护隐藏”标注；“暂定”数据可能在次日更正。",
+    "Built from this version's published tables only. Figures behind fewer than 5 riders are not published "
+    "and are marked hidden for privacy; provisional figures may be corrected the next day.",
+)
 
 
 def render_html(con: duckdb.DuckDBPyConnection) -> str:
@@ -761,9 +972,9 @@ def render_html(con: duckdb.DuckDBPyConnection) -> str:
     body = "".join(f'<section id="{s.anchor}"><h2>{bi(s.zh, s.en)}</h2>{s.body}</section>' for s in sections)
     return (
         '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
-        f'<title>西湖区新就业群体友好社会每日简报 {esc(as_of)}</title><style>{CSS}</style></head><body>'
-        f'<h1>{bi("西湖区新就业群体友好社会 · 每日简报", "Xihu friendly society · daily briefing")}</h1>'
-        f'<p>{bi("业务日期", "business date")} <b>{esc(as_of)}</b> · {bi("版本", "version")} <code>{esc(version)}'
+        f"<title>西湖区新就业群体友好社会每日简报 {esc(as_of)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{bi('西湖区新就业群体友好社会 · 每日简报', 'Xihu friendly society · daily briefing')}</h1>"
+        f"<p>{bi('业务日期', 'business date')} <b>{esc(as_of)}</b> · {bi('版本', 'version')} <code>{esc(version)}"
         f'</code></p><p class="note">{NOTE}</p>'
         f"<nav>{nav}</nav>{body}</body></html>"
     )
@@ -771,8 +982,9 @@ def render_html(con: duckdb.DuckDBPyConnection) -> str:
 
 # ------------------------------------------------------------------------------------------ output
 def chromium() -> str | None:
-    return next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))),
-                None)
+    return next(
+        (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None
+    )
 
 
 def print_pdf(html_path: Path, pdf_path: Path, browser: str | None = None) -> Path:
@@ -781,8 +993,9 @@ def print_pdf(html_path: Path, pdf_path: Path, browser: str | None = None) -> Pa
     if browser is None:
         raise BriefingError(f"Chromium is needed to print {PDF_NAME}: {CHROMIUM_INSTALL}")
     with tempfile.TemporaryDirectory(prefix="xihu-chromium-") as profile:
-        cmd = headless(browser, profile, "--no-pdf-header-footer", f"--print-to-pdf={pdf_path}",
-                       html_path.resolve().as_uri())
+        cmd = headless(
+            browser, profile, "--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", html_path.resolve().as_uri()
+        )
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=chromium_env(profile))
     if done.returncode != 0 or not pdf_path.exists() or pdf_path.read_bytes()[:5] != b"%PDF-":
         raise BriefingError(f"Chromium did not print {PDF_NAME} (exit {done.returncode}): {done.stderr[-1500:]}")
@@ -793,11 +1006,22 @@ def headless(browser: str, profile: str, *args: str, resolve_hosts: bool = False
     """A headless Chromium command with a throw-away ``profile`` and none of Chromium's own background
     traffic. Host names do not resolve (a page cannot reach outside even if it tried) unless
     ``resolve_hosts``: tests/offline_browser.py sends every request to its recording proxy instead."""
-    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-            "--disable-extensions", "--disable-sync", "--disable-background-networking",
-            "--disable-component-update", "--disable-default-apps",
-            *([] if resolve_hosts else ["--host-resolver-rules=MAP * ~NOTFOUND"]),
-            f"--user-data-dir={profile}", *args]
+    return [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-extensions",
+        "--disable-sync",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-default-apps",
+        *([] if resolve_hosts else ["--host-resolver-rules=MAP * ~NOTFOUND"]),
+        f"--user-data-dir={profile}",
+        *args,
+    ]
 
 
 def chromium_env(home: str) -> dict[str, str]:

@@ -36,9 +36,24 @@ def parse_manifest(target_dir: str | Path, project_dir: Path = DBT_PROJECT) -> d
     env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
     env.setdefault("XIHU_DATA_DIR", str(target_dir / "data"))
     subprocess.run(
-        [str(dbt), "parse", "--profiles-dir", ".", "--target-path", str(target_dir), "--log-path",
-         str(target_dir / "logs"), "--no-partial-parse", "--quiet"],
-        cwd=project_dir, env=env, check=True, capture_output=True, text=True, timeout=300,
+        [
+            str(dbt),
+            "parse",
+            "--profiles-dir",
+            ".",
+            "--target-path",
+            str(target_dir),
+            "--log-path",
+            str(target_dir / "logs"),
+            "--no-partial-parse",
+            "--quiet",
+        ],
+        cwd=project_dir,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return json.loads((target_dir / "manifest.json").read_text(encoding="utf-8"))
 

@@ -86,13 +86,12 @@ def _comment(con: duckdb.DuckDBPyConnection, table: str, description: str | None
         con.execute(f"comment on column main.{_quote(table)}.{_quote(column)} is {_literal(text)}")
 
 
-def write_parquet(con: duckdb.DuckDBPyConnection, mart: str, path: Path, description: str | None,
-                  columns: dict) -> None:
+def write_parquet(
+    con: duckdb.DuckDBPyConnection, mart: str, path: Path, description: str | None, columns: dict
+) -> None:
     """``main.<mart>`` as Parquet, every field described and the descriptions in the key-value metadata."""
     reader = con.sql(f"select * from main.{_quote(mart)}").to_arrow_reader(BATCH_ROWS)
-    fields = [
-        f.with_metadata({"description": columns[f.name]}) if columns.get(f.name) else f for f in reader.schema
-    ]
+    fields = [f.with_metadata({"description": columns[f.name]}) if columns.get(f.name) else f for f in reader.schema]
     kv = {"xihu.mart": mart, "xihu.column_descriptions": json.dumps(columns, ensure_ascii=False)}
     if description:
         kv["xihu.description"] = description
@@ -102,8 +101,12 @@ def write_parquet(con: duckdb.DuckDBPyConnection, mart: str, path: Path, descrip
             writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
 
 
-def describe_version(con: duckdb.DuckDBPyConnection, described: dict[str, str | None],
-                     column_comments: dict[str, dict], mart_info: dict[str, dict]) -> None:
+def describe_version(
+    con: duckdb.DuckDBPyConnection,
+    described: dict[str, str | None],
+    column_comments: dict[str, dict],
+    mart_info: dict[str, dict],
+) -> None:
     """Comment the published tables of ``con`` (the version's ``marts.duckdb``, ``mart_catalog`` already
     filled), write ``column_catalog``, and add each column's description to ``mart_info`` (the manifest's
     ``marts``). ``described``: mart -> description; ``column_comments``: from :func:`read_comments`."""
@@ -115,8 +118,10 @@ def describe_version(con: duckdb.DuckDBPyConnection, described: dict[str, str | 
         comments = column_comments.get(mart, {})
         for ordinal, column in enumerate(info["columns"], start=1):
             column["description"] = comments.get(column["name"])
-            con.execute("insert into main.column_catalog values (?, ?, ?, ?, ?)",
-                        [mart, column["name"], ordinal, column["type"], column["description"]])
+            con.execute(
+                "insert into main.column_catalog values (?, ?, ?, ?, ?)",
+                [mart, column["name"], ordinal, column["type"], column["description"]],
+            )
         _comment(con, mart, described.get(mart), {c["name"]: c["description"] for c in info["columns"]})
     for table, (description, columns) in CATALOG_DESCRIPTIONS.items():
         _comment(con, table, description, columns)

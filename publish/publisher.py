@@ -79,7 +79,11 @@ def code_version() -> str:
     try:
         described = subprocess.run(
             ["git", "describe", "--always", "--dirty"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         if described:
             return described
@@ -123,8 +127,9 @@ def recorded_versions(warehouse_path: str | Path) -> set[str]:
     if not Path(warehouse_path).exists():
         return set()
     with duckdb.connect(str(warehouse_path), read_only=True) as con:
-        exists = con.execute("select count(*) from duckdb_tables() where schema_name = 'audit' "
-                             "and table_name = 'publications'").fetchone()[0]
+        exists = con.execute(
+            "select count(*) from duckdb_tables() where schema_name = 'audit' and table_name = 'publications'"
+        ).fetchone()[0]
         if not exists:
             return set()
         rows = con.execute("select version from audit.publications where version is not null").fetchall()
@@ -226,9 +231,7 @@ def _build(
 
     documents = [str(p.relative_to(build_dir)) for p in write_briefing(build_dir)]  # from marts.duckdb only
 
-    files = {
-        str(p.relative_to(build_dir)): sha256_file(p) for p in sorted(build_dir.rglob("*")) if p.is_file()
-    }
+    files = {str(p.relative_to(build_dir)): sha256_file(p) for p in sorted(build_dir.rglob("*")) if p.is_file()}
     manifest = Manifest(marts=mart_info, files=files, documents=documents, **meta)
     (build_dir / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
     for p in build_dir.rglob("*"):
@@ -276,8 +279,10 @@ def publish_version(
     published_root = Path(published_root)
     serving = current_version(published_root)
     if serving and str(business_date) < Manifest.read(published_root / VERSIONS / serving).business_date:
-        raise ValueError(f"current serves {serving}: a version of the older date {business_date} would move it "
-                         f"back; publish the newest date with the corrections instead")
+        raise ValueError(
+            f"current serves {serving}: a version of the older date {business_date} would move it "
+            f"back; publish the newest date with the corrections instead"
+        )
     (published_root / VERSIONS).mkdir(parents=True, exist_ok=True)
     (published_root / STAGING).mkdir(exist_ok=True)
     now = dt.datetime.now(dt.UTC)
@@ -352,6 +357,8 @@ def recover(published_root: str | Path, is_recorded: Callable[[str], bool]) -> s
         done = f"deleted the unrecorded version {version} of an interrupted publication"
     marker.unlink()
     return done
+
+
 def record_publication(warehouse_path: str | Path, manifest: Manifest) -> None:
     """One row in ``audit.publications`` (read by the ``pipeline_runs`` mart). The caller holds the
     writer pool; a retried publish task replaces its run's row, and so does the publication itself the
@@ -359,8 +366,9 @@ def record_publication(warehouse_path: str | Path, manifest: Manifest) -> None:
     _record(warehouse_path, manifest.run_id, manifest.business_date, manifest.version, manifest.published_at)
 
 
-def record_intended_publication(warehouse_path: str | Path, run_id: str, business_date: dt.date | str,
-                                version: str) -> None:
+def record_intended_publication(
+    warehouse_path: str | Path, run_id: str, business_date: dt.date | str, version: str
+) -> None:
     """Record, in a run's staged warehouse and before dbt builds the marts, that the run publishes
     ``version`` of ``business_date``: the ``pipeline_runs`` mart in that version then shows its own run
     as published. If the run fails, its staged copy is discarded with the row (ingest/warehouse.py keeps
@@ -372,12 +380,15 @@ def _record(warehouse_path: str | Path, run_id: str, business_date: str, version
     con = duckdb.connect(str(warehouse_path))
     try:
         con.execute("create schema if not exists audit")
-        con.execute("create table if not exists audit.publications (run_id varchar, business_date date, "
-                    "version varchar, published_at timestamp, status varchar)")
-        con.execute("delete from audit.publications where run_id = ? and business_date = ?",
-                    [run_id, business_date])
-        con.execute("insert into audit.publications values (?, ?, ?, ?::timestamptz::timestamp, 'published')",
-                    [run_id, business_date, version, published_at])
+        con.execute(
+            "create table if not exists audit.publications (run_id varchar, business_date date, "
+            "version varchar, published_at timestamp, status varchar)"
+        )
+        con.execute("delete from audit.publications where run_id = ? and business_date = ?", [run_id, business_date])
+        con.execute(
+            "insert into audit.publications values (?, ?, ?, ?::timestamptz::timestamp, 'published')",
+            [run_id, business_date, version, published_at],
+        )
     finally:
         con.close()
 

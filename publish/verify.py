@@ -83,8 +83,9 @@ def verify_published(published_root: str | Path) -> Verification:
     root = Path(published_root)
     result = Verification(current_before=current_version(root))
     folder = root / VERSIONS
-    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if folder.is_dir() else []
+    names = (
+        sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
+    )
     intact = []
     for name in names:
         found = problems(folder / name)

@@ -22,8 +22,11 @@ from publish.briefing import chromium, chromium_env, headless
 
 # A URL a page fetches or links to, in markup or in code: src/href/srcset/poster/action attributes (quoted,
 # or escaped inside a script's strings), CSS url(...) and @import, absolute or protocol-relative.
-FETCHED_URL = re.compile(r"""(?:\b(?:src|href|srcset|poster|action)\s*=\s*\\?["']?\s*"""
-                         r"""|url\(\s*\\?["']?|@import\s+\\?["']?)((?:https?:)?//[^"'\\\s>)]+)""", re.IGNORECASE)
+FETCHED_URL = re.compile(
+    r"""(?:\b(?:src|href|srcset|poster|action)\s*=\s*\\?["']?\s*"""
+    r"""|url\(\s*\\?["']?|@import\s+\\?["']?)((?:https?:)?//[^"'\\\s>)]+)""",
+    re.IGNORECASE,
+)
 LOOPBACK = re.compile(r"^(?:https?:)?//(?:localhost|127\.0\.0\.1|\[::1\])(?:[:/]|$)")
 
 
@@ -81,13 +84,20 @@ def open_offline(page: Path, screenshot: Path) -> Opened:
         outputs = []
         for mode in ("--dump-dom", f"--screenshot={screenshot}"):
             with tempfile.TemporaryDirectory(prefix="xihu-page-") as profile:
-                cmd = headless(browser, profile, f"--proxy-server=http://127.0.0.1:{proxy.port}",
-                               "--proxy-bypass-list=<-loopback>", "--virtual-time-budget=8000",
-                               "--window-size=1280,900", "--hide-scrollbars", mode, page.resolve().as_uri(),
-                               resolve_hosts=True)  # the proxy gets every request instead
+                cmd = headless(
+                    browser,
+                    profile,
+                    f"--proxy-server=http://127.0.0.1:{proxy.port}",
+                    "--proxy-bypass-list=<-loopback>",
+                    "--virtual-time-budget=8000",
+                    "--window-size=1280,900",
+                    "--hide-scrollbars",
+                    mode,
+                    page.resolve().as_uri(),
+                    resolve_hosts=True,
+                )  # the proxy gets every request instead
                 done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=chromium_env(profile))
             assert done.returncode == 0, f"Chromium failed on {page}: {done.stderr[-1500:]}"
             outputs.append(done.stdout)
         asked = [r for r in proxy.requests if not any(service in r for service in CHROMIUM_SERVICES)]
         return Opened(outputs[0], asked, screenshot)
-

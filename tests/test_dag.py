@@ -37,11 +37,17 @@ def parsed(tmp_path_factory):
     env = embedded_env(tmp_path_factory.mktemp("dagparse"))
     env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
     env["XIHU_DEADLINE_ALERTS"] = "on"  # as deployed (the embedded mode switches it off)
-    result = subprocess.run([sys.executable, "-c", PARSE.replace("{dags}", str(PROJECT_ROOT / "dags"))], env=env,
-                            capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE.replace("{dags}", str(PROJECT_ROOT / "dags"))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+    )
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("PARSED")), None)
     assert line, f"DAG parsing crashed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return json.loads(line[len("PARSED"):])
+    return json.loads(line[len("PARSED") :])
 
 
 def test_no_import_errors(parsed):

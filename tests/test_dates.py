@@ -54,6 +54,12 @@ def test_demo_takes_the_last_days_whose_run_time_has_come():
 
     # 00:04 on the 30th: the 29th is over but its station log is not out until 00:30, its run not until 01:30.
     assert last_complete_dates(3, datetime(2026, 11, 30, 0, 4, tzinfo=LOCAL)) == [
-        date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 28)]
+        date(2026, 11, 26),
+        date(2026, 11, 27),
+        date(2026, 11, 28),
+    ]
     assert last_complete_dates(3, datetime(2026, 11, 30, 1, 30, tzinfo=LOCAL)) == [
-        date(2026, 11, 27), date(2026, 11, 28), date(2026, 11, 29)]
+        date(2026, 11, 27),
+        date(2026, 11, 28),
+        date(2026, 11, 29),
+    ]

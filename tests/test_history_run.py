@@ -30,12 +30,15 @@ def test_history_dates_is_the_inclusive_range_or_none():
     assert history_dates("2026-11-02", "2026-11-02") == [date(2026, 11, 2)]
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    (("2026-11-02", "2026-10-29", None), "is after history_to"),
-    (("2026-10-29", None, None), "needs both history_from and history_to"),
-    (("2026-10-29", "2026-11-02", "2026-11-01"), "cannot be combined"),
-    (("2025-01-01", "2026-11-02", None), f"more than {MAX_HISTORY_DAYS}"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (("2026-11-02", "2026-10-29", None), "is after history_to"),
+        (("2026-10-29", None, None), "needs both history_from and history_to"),
+        (("2026-10-29", "2026-11-02", "2026-11-01"), "cannot be combined"),
+        (("2025-01-01", "2026-11-02", None), f"more than {MAX_HISTORY_DAYS}"),
+    ],
+)
 def test_bad_ranges_are_refused_by_name(params, message):
     with pytest.raises(ValueError, match=message):
         history_dates(*params)
@@ -74,8 +77,12 @@ def test_history_run_publishes_one_version_with_every_date(world):
     assert [m["business_date"] for m in manifests] == [LAST.isoformat()], "not one version as of history_to"
 
     con = duckdb.connect(str(data / "published" / "current" / "marts.duckdb"), read_only=True)
-    kpi_days = {d for (d,) in con.execute(
-        "select business_date from district_daily_kpis where deliveries > 0 and station_visits > 0").fetchall()}
+    kpi_days = {
+        d
+        for (d,) in con.execute(
+            "select business_date from district_daily_kpis where deliveries > 0 and station_visits > 0"
+        ).fetchall()
+    }
     unit_days = {d for (d,) in con.execute("select distinct business_date from unit_access_daily").fetchall()}
     months = set(con.execute("select distinct month, membership_as_of from union_coverage_monthly").fetchall())
     con.close()
@@ -85,14 +92,18 @@ def test_history_run_publishes_one_version_with_every_date(world):
     assert months == {(date(2026, 10, 1), date(2026, 10, 31)), (date(2026, 11, 1), LAST)}, months
 
     con = duckdb.connect(str(data / "warehouse" / "xihu.duckdb"), read_only=True)
-    loads = con.execute("select source, business_date, fetched, loaded, duplicates_removed, quarantined "
-                        "from raw.load_audit").fetchall()
+    loads = con.execute(
+        "select source, business_date, fetched, loaded, duplicates_removed, quarantined from raw.load_audit"
+    ).fetchall()
     gated = con.execute("select distinct business_date, stage from audit.gate_results").fetchall()
     con.close()
     partitions = Counter((source, day) for source, day, *_ in loads)
     assert all(n == 1 for n in partitions.values()), "a partition was loaded more than once"
     assert set(partitions) == {(s, d) for s in PLATFORMS_AND_STATIONS for d in RANGE} | {
-        ("union_members", date(2026, 10, 31)), ("union_members", LAST), ("union_orgs", LAST)}
+        ("union_members", date(2026, 10, 31)),
+        ("union_members", LAST),
+        ("union_orgs", LAST),
+    }
     for source, day, fetched, loaded, duplicates, quarantined in loads:
         assert fetched == loaded + duplicates + quarantined > 0, (source, day)
     assert set(gated) == {(LAST, "raw"), (LAST, "marts")}

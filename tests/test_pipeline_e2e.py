@@ -41,8 +41,7 @@ def world(tmp_path_factory):
     env["PYTHONPATH"] = f"{NETGUARD}:{env['PYTHONPATH']}"
     init_airflow(env)
     with sandbox(SEED, SCALE) as base_url:
-        run_env = {**embedded_env(data, base_url), "XIHU_NETGUARD_LOG": str(netlog),
-                   "PYTHONPATH": env["PYTHONPATH"]}
+        run_env = {**embedded_env(data, base_url), "XIHU_NETGUARD_LOG": str(netlog), "PYTHONPATH": env["PYTHONPATH"]}
         yield {"data": data, "env": run_env, "base_url": base_url, "netlog": netlog, "results": {}}
 
 
@@ -57,12 +56,18 @@ def _mart_fingerprints(data: Path) -> dict[str, str]:
     """
     con = duckdb.connect(str(data / "published" / "current" / "marts.duckdb"), read_only=True)
     out = {}
-    tables = con.execute("select table_name from information_schema.tables where table_schema = 'main' "
-                         "and table_name not in ('mart_catalog', 'pipeline_runs')").fetchall()
+    tables = con.execute(
+        "select table_name from information_schema.tables where table_schema = 'main' "
+        "and table_name not in ('mart_catalog', 'pipeline_runs')"
+    ).fetchall()
     for (table,) in tables:
-        cols = [c for (c,) in con.execute(
-            "select column_name from information_schema.columns where table_name = ? order by ordinal_position",
-            [table]).fetchall()]
+        cols = [
+            c
+            for (c,) in con.execute(
+                "select column_name from information_schema.columns where table_name = ? order by ordinal_position",
+                [table],
+            ).fetchall()
+        ]
         quoted = ", ".join('"' + c + '"' for c in cols)
         rows = con.execute(f'select {quoted} from "{table}"').fetchall()
         out[table] = hashlib.sha256("\n".join(sorted(map(repr, rows))).encode()).hexdigest()
@@ -77,8 +82,10 @@ def test_two_days_are_published(world):
         assert manifest["business_date"] == day.isoformat()
         # The version's own pipeline_runs says its run published it, under its name (named at plan).
         con = duckdb.connect(str(world["data"] / "published" / "current" / "marts.duckdb"), read_only=True)
-        own = con.execute("select publication_status, published_version from pipeline_runs "
-                          "where run_id = ? and business_date = ?", [manifest["run_id"], day]).fetchall()
+        own = con.execute(
+            "select publication_status, published_version from pipeline_runs where run_id = ? and business_date = ?",
+            [manifest["run_id"], day],
+        ).fetchall()
         con.close()
         assert own == [("published", manifest["version"])], (day, own)
     world["results"]["version_day2"] = _current(world["data"])
@@ -93,8 +100,9 @@ def test_two_days_are_published(world):
 
 def test_counts_add_up_for_every_load(world):
     con = duckdb.connect(str(world["data"] / "warehouse" / "xihu.duckdb"), read_only=True)
-    rows = con.execute("select source, business_date, fetched, loaded, duplicates_removed, quarantined "
-                       "from raw.load_audit").fetchall()
+    rows = con.execute(
+        "select source, business_date, fetched, loaded, duplicates_removed, quarantined from raw.load_audit"
+    ).fetchall()
     assert {r[0] for r in rows} >= {"meituan", "eleme", "sf", "shansong", "union_members", "stations"}
     for source, day, fetched, loaded, duplicates, quarantined in rows:
         assert fetched == loaded + duplicates + quarantined > 0, (source, day)
@@ -105,16 +113,19 @@ def test_same_day_twice_gives_identical_marts_and_no_duplicates(world):
     data = world["data"]
     before = _mart_fingerprints(data)
     con = duckdb.connect(str(data / "warehouse" / "xihu.duckdb"), read_only=True)
-    raw_counts = con.execute("select count(*), count(distinct (business_date, record_id)) "
-                             "from raw.meituan_orders").fetchone()
+    raw_counts = con.execute(
+        "select count(*), count(distinct (business_date, record_id)) from raw.meituan_orders"
+    ).fetchone()
     con.close()
     assert raw_counts[0] == raw_counts[1]
     assert run_day(world["env"], DAY2)
     assert _current(data) != world["results"]["version_day2"], "a re-run publishes a new version"
     assert _mart_fingerprints(data) == before
     con = duckdb.connect(str(data / "warehouse" / "xihu.duckdb"), read_only=True)
-    assert con.execute("select count(*), count(distinct (business_date, record_id)) "
-                       "from raw.meituan_orders").fetchone() == raw_counts
+    assert (
+        con.execute("select count(*), count(distinct (business_date, record_id)) from raw.meituan_orders").fetchone()
+        == raw_counts
+    )
     con.close()
 
 
@@ -128,8 +139,9 @@ def test_bad_data_is_blocked_and_current_stays(world):
         requests.put(f"{world['base_url']}/sandbox/faults", json={}, timeout=10).raise_for_status()
     assert _current(data) == previous
     con = duckdb.connect(str(data / "warehouse" / "xihu.duckdb"), read_only=True)
-    failed = con.execute("select count(*) from audit.gate_results where business_date = ? and not success",
-                         [BAD_DAY]).fetchone()[0]
+    failed = con.execute(
+        "select count(*) from audit.gate_results where business_date = ? and not success", [BAD_DAY]
+    ).fetchone()[0]
     con.close()
     assert failed >= 1
 
@@ -163,12 +175,18 @@ def test_no_phone_number_reaches_the_data_root(world):
     # Databases are compressed on disk, so ask them: every text column of every table.
     for db in [world["data"] / "warehouse" / "xihu.duckdb", world["data"] / "published" / "current" / "marts.duckdb"]:
         con = duckdb.connect(str(db), read_only=True)
-        cols = con.execute("select table_schema, table_name, column_name from information_schema.columns "
-                           "where data_type in ('VARCHAR', 'JSON')").fetchall()
+        cols = con.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where data_type in ('VARCHAR', 'JSON')"
+        ).fetchall()
         for schema, table, column in cols:
-            found = {v for (v,) in con.execute(
-                f"select distinct unnest(regexp_extract_all(\"{column}\"::varchar, '1[3-9][0-9]{{9}}')) "
-                f'from "{schema}"."{table}"').fetchall()}
+            found = {
+                v
+                for (v,) in con.execute(
+                    f"select distinct unnest(regexp_extract_all(\"{column}\"::varchar, '1[3-9][0-9]{{9}}')) "
+                    f'from "{schema}"."{table}"'
+                ).fetchall()
+            }
             assert not found & phones, f"sandbox phones in {db.name}:{schema}.{table}.{column}"
         con.close()
 
@@ -202,18 +220,26 @@ def test_every_page_opens_offline_and_asks_nothing_from_outside(world, tmp_path)
 
 
 def test_the_scan_sees_outside_references_and_allows_loopback():
-    page = ('<link href="https://cdn.example.org/b.css"><script>i.src="//d1fc8wv8zag5ca.cloudfront.net/sp.js"'
-            '</script><style>@import "http://fonts.example.com/f.css"</style><a href="http://127.0.0.1:8080/">')
-    assert outside_references(page) == ["https://cdn.example.org/b.css", "//d1fc8wv8zag5ca.cloudfront.net/sp.js",
-                                        "http://fonts.example.com/f.css"]
+    page = (
+        '<link href="https://cdn.example.org/b.css"><script>i.src="//d1fc8wv8zag5ca.cloudfront.net/sp.js"'
+        '</script><style>@import "http://fonts.example.com/f.css"</style><a href="http://127.0.0.1:8080/">'
+    )
+    assert outside_references(page) == [
+        "https://cdn.example.org/b.css",
+        "//d1fc8wv8zag5ca.cloudfront.net/sp.js",
+        "http://fonts.example.com/f.css",
+    ]
 
 
 def test_no_html_under_the_data_root_points_outside(world):
     """Every page the runs (and the page test's dbt docs) wrote: briefings of every version, Data Docs."""
     pages = sorted(world["data"].rglob("*.html"))
     assert {"briefing.html", "index.html"} <= {p.name for p in pages} and len(pages) > 20
-    outside = {str(p.relative_to(world["data"])): refs for p in pages
-               if (refs := outside_references(p.read_text(encoding="utf-8", errors="replace")))}
+    outside = {
+        str(p.relative_to(world["data"])): refs
+        for p in pages
+        if (refs := outside_references(p.read_text(encoding="utf-8", errors="replace")))
+    }
     assert not outside, outside
 
 
@@ -228,8 +254,12 @@ def test_nothing_the_pipeline_wrote_is_world_readable(world):
     # The DAG's task processes write under umask 0o027 (docs/internals.md, "File modes"); the embedded
     # Airflow home under data/airflow is the test harness's, created before any DAG ran, and left out.
     data = world["data"]
-    written = [p for area in ("landing", "warehouse", "quality", "published") for p in (data / area).rglob("*")
-               if not p.is_symlink()]
+    written = [
+        p
+        for area in ("landing", "warehouse", "quality", "published")
+        for p in (data / area).rglob("*")
+        if not p.is_symlink()
+    ]
     assert len(written) > 20 and any(p.suffix == ".gz" for p in written)
     readable = [str(p.relative_to(data)) for p in written if p.lstat().st_mode & (stat.S_IROTH | stat.S_IWOTH)]
     assert not readable, readable[:10]

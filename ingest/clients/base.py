@@ -102,9 +102,7 @@ class Client:
         self.http.close()
 
 
-def decode_envelope(
-    resp: requests.Response, source: str, decoder: msgspec.json.Decoder
-) -> tuple[bytes, object]:
+def decode_envelope(resp: requests.Response, source: str, decoder: msgspec.json.Decoder) -> tuple[bytes, object]:
     """The body and its envelope (records left as raw JSON). A body that does not parse was cut short (a
     reset mid-body) or garbled in transit: ask again. A body that parses into the wrong shape is the
     source breaking its contract: stop."""
@@ -133,9 +131,7 @@ class JsonFieldHasher:
     def __init__(self, key: str, hash_value: Callable[[object], str | None]):
         self._quoted = b'"' + key.encode() + b'"'
         self._prefix = self._quoted + b":"
-        self._pattern = re.compile(
-            re.escape(self._quoted) + rb'\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+(?=[,}\s])|null)'
-        )
+        self._pattern = re.compile(re.escape(self._quoted) + rb'\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+(?=[,}\s])|null)')
         self._hash = hash_value
         self._memo: dict[bytes, bytes] = {}
 

@@ -85,9 +85,7 @@ class ElemeClient(Client):
         url = f"{self.base_url}/eleme/v2/orders"
         body, env = self.http.send("GET", url, page=page_no, build=build, handle=handle)
         if env.next_cursor is not None and env.next_cursor == cursor:
-            raise SourceError(
-                f"eleme: next_cursor {env.next_cursor!r} repeats the requested cursor (would loop)"
-            )
+            raise SourceError(f"eleme: next_cursor {env.next_cursor!r} repeats the requested cursor (would loop)")
         body = hash_json_page(
             body, self._phones, lambda doc: hash_field(doc["items"], "carrier_driver_phone", self.hash_phone)
         )

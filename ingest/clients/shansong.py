@@ -33,9 +33,7 @@ class ShansongClient(Client):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._hash_name = functools.lru_cache(self.PII_CACHE_SIZE)(
-            functools.partial(self.pii.hash, kind="name")
-        )
+        self._hash_name = functools.lru_cache(self.PII_CACHE_SIZE)(functools.partial(self.pii.hash, kind="name"))
 
     def default_page_size(self) -> int:
         return 200

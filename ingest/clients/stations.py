@@ -43,9 +43,7 @@ class StationsClient(Client):
                     f"stations: the log of {business_date} is not published yet (HTTP 404); retry later"
                 )
             if resp.status_code in (401, 403):
-                raise SourceError(
-                    f"stations: API key refused, check connection xihu_stations: {describe(resp)}"
-                )
+                raise SourceError(f"stations: API key refused, check connection xihu_stations: {describe(resp)}")
             landed = tempfile.TemporaryFile()
             try:
                 with spool_body(resp, self.source) as spool:

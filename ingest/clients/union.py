@@ -99,9 +99,7 @@ class _UnionExport(Client):
     def _download(self, business_date: date, page_no: int) -> BinaryIO:
         def handle(resp) -> BinaryIO:
             if resp.status_code in (401, 403):
-                raise SourceError(
-                    f"{self.source}: Basic auth refused, check connection xihu_union: {describe(resp)}"
-                )
+                raise SourceError(f"{self.source}: Basic auth refused, check connection xihu_union: {describe(resp)}")
             return spool_body(resp, self.source)
 
         params = self.request_params(business_date)
@@ -174,9 +172,7 @@ class UnionMembersClient(_UnionExport):
 
         def row_fn(row: list[str]) -> list[str]:
             if len(row) > width:
-                raise SourceError(
-                    f"union_members: a row has {len(row)} cells for {width} columns (broken quoting)"
-                )
+                raise SourceError(f"union_members: a row has {len(row)} cells for {width} columns (broken quoting)")
             row = row + [""] * (width - len(row))
             status, year, sex, id_form = inspect_id(row[i_id])
             row[i_id] = pii.hash(id_form, "id") or ""

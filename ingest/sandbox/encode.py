@@ -263,9 +263,7 @@ def malform(platform: str, rec: dict, kind: int) -> dict:
         if platform == "meituan":
             rec["platform_order_time"] = "1970-01-01T00:00"
         elif platform == "eleme":
-            rec["status_log"] = [
-                dict(p, push_time="n/a") if p["order_status"] == 1 else p for p in rec["status_log"]
-            ]
+            rec["status_log"] = [dict(p, push_time="n/a") if p["order_status"] == 1 else p for p in rec["status_log"]]
         elif platform == "sf":
             rec["create_time"] = "2026/13/45 25:61"
         else:

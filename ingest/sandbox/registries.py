@@ -60,10 +60,22 @@ UNIT_TYPE_ORDER = tuple(UNIT_TYPES)
 # total (the rest are never friendly, which keeps >= 3 clean controls per type).
 DID_WINDOW = (dt.date(2026, 8, 1), dt.date(2026, 8, 14))
 ADOPTION_SPAN = (dt.date(2025, 3, 1), dt.date(2026, 11, 30))
-ADOPTERS_IN_WINDOW = {"residential_compound": 40, "office_building": 30, "scenic_area": 3,
-                      "hospital": 6, "university": 4, "construction_site": 8}
-FRIENDLY_TOTAL = {"residential_compound": 179, "office_building": 120, "scenic_area": 4,
-                  "hospital": 20, "university": 10, "construction_site": 25}
+ADOPTERS_IN_WINDOW = {
+    "residential_compound": 40,
+    "office_building": 30,
+    "scenic_area": 3,
+    "hospital": 6,
+    "university": 4,
+    "construction_site": 8,
+}
+FRIENDLY_TOTAL = {
+    "residential_compound": 179,
+    "office_building": 120,
+    "scenic_area": 4,
+    "hospital": 20,
+    "university": 10,
+    "construction_site": 25,
+}
 # Adoptions go on after ADOPTION_SPAN, as the district's plan lists them: of three types, one unit every
 # LATER_CADENCE_DAYS days through LATER_SPAN, so that whatever day `make demo` runs on until LATER_SPAN's
 # end + 34 days, its 73 loaded days hold the after window and >= 10 days of the before window of at least
@@ -82,9 +94,11 @@ STATION_KINDS = {  # kind -> (count, id prefix, id digits, opening span)
 N_TEAMS = 17
 OUTSIDE_POOL = 20_000  # destinations outside every unit (orders to ordinary addresses)
 
-_WORDS = ("翠竹 金桂 玉泉 紫荆 文华 嘉禾 青芝 白鹭 云栖 湖畔 梧桐 锦绣 丹枫 春晓 秋涛 星洲 古墩 文一 "
-          "学院 教工 天目 竞舟 求是 浙大 西溪 和睦 益乐 莲花 花坞 龙井 梅坞 九溪 龙坞 之江 袁浦 "
-          "申花 紫金 振华 蒋村 五常 晴川 兰亭 听涛 望湖 香樟 银杏 海棠 桂语 栖霞 明珠").split()
+_WORDS = (
+    "翠竹 金桂 玉泉 紫荆 文华 嘉禾 青芝 白鹭 云栖 湖畔 梧桐 锦绣 丹枫 春晓 秋涛 星洲 古墩 文一 "
+    "学院 教工 天目 竞舟 求是 浙大 西溪 和睦 益乐 莲花 花坞 龙井 梅坞 九溪 龙坞 之江 袁浦 "
+    "申花 紫金 振华 蒋村 五常 晴川 兰亭 听涛 望湖 香樟 银杏 海棠 桂语 栖霞 明珠"
+).split()
 
 
 @dataclass(frozen=True)
@@ -208,22 +222,25 @@ def build_registries() -> Registries:
     for i in range(len(type_idx)):
         friendly = planned_ord[i] != NEVER  # fittings as of ADOPTION_SPAN's end
         p = 0.85 if friendly else 0.12
-        units.append({
-            "unit_id": f"U{i + 1:04d}",
-            "unit_name": names[i],
-            "unit_type": UNIT_TYPE_ORDER[type_idx[i]],
-            "street_id": STREETS[ustreet[i]][0],
-            "lng": round(float(ulng[i]), 6),
-            "lat": round(float(ulat[i]), 6),
-            "radius_m": int(radii[i]),
-            "friendly_since": (dt.date.fromordinal(int(friendly_ord[i])).isoformat()
-                               if friendly_ord[i] != NEVER else ""),
-            "rider_bay": bool(rng.random() < (0.9 if friendly else 0.1)),
-            "locker_compartments": int(rng.integers(10, 61)) if rng.random() < p else 0,
-            "guide_map": bool(rng.random() < p),
-            "code_entry": bool(rng.random() < (0.8 if friendly else 0.1)),
-            "nfc_entry": bool(rng.random() < (0.5 if friendly else 0.03)),
-        })
+        units.append(
+            {
+                "unit_id": f"U{i + 1:04d}",
+                "unit_name": names[i],
+                "unit_type": UNIT_TYPE_ORDER[type_idx[i]],
+                "street_id": STREETS[ustreet[i]][0],
+                "lng": round(float(ulng[i]), 6),
+                "lat": round(float(ulat[i]), 6),
+                "radius_m": int(radii[i]),
+                "friendly_since": (
+                    dt.date.fromordinal(int(friendly_ord[i])).isoformat() if friendly_ord[i] != NEVER else ""
+                ),
+                "rider_bay": bool(rng.random() < (0.9 if friendly else 0.1)),
+                "locker_compartments": int(rng.integers(10, 61)) if rng.random() < p else 0,
+                "guide_map": bool(rng.random() < p),
+                "code_entry": bool(rng.random() < (0.8 if friendly else 0.1)),
+                "nfc_entry": bool(rng.random() < (0.5 if friendly else 0.03)),
+            }
+        )
 
     # --- AOI crosswalk: per platform its own id format, ~85% of units mapped
     aoi_fmt = {"meituan": "MT{:08d}", "eleme": "E{:07x}", "sf": "SF-AOI-{:06d}", "shansong": "SSAOI{:07d}"}
@@ -233,8 +250,11 @@ def build_registries() -> Registries:
         mapped = rng.random(len(units)) < AOI_MAPPED_SHARE
         codes = rng.choice(9_000_000, len(units), replace=False) + 1_000_000
         unit_aoi[p] = [aoi_fmt[p].format(int(c)) if m else None for c, m in zip(codes, mapped, strict=True)]
-        crosswalk += [{"platform": p, "aoi_id": a, "unit_id": u["unit_id"]}
-                      for a, u in zip(unit_aoi[p], units, strict=True) if a is not None]
+        crosswalk += [
+            {"platform": p, "aoi_id": a, "unit_id": u["unit_id"]}
+            for a, u in zip(unit_aoi[p], units, strict=True)
+            if a is not None
+        ]
 
     # --- destinations outside every unit (10 m margin)
     x_lo, y_lo = _to_xy(LNG_MIN, LAT_MIN)
@@ -243,8 +263,8 @@ def build_registries() -> Registries:
     cand_y = rng.uniform(y_lo, y_hi, 2 * OUTSIDE_POOL)
     inside = np.zeros(len(cand_x), dtype=bool)
     for k in range(0, len(cand_x), 4000):
-        d = np.hypot(cand_x[k:k + 4000, None] - ux[None, :], cand_y[k:k + 4000, None] - uy[None, :])
-        inside[k:k + 4000] = np.any(d <= radii[None, :] + 10.0, axis=1)
+        d = np.hypot(cand_x[k : k + 4000, None] - ux[None, :], cand_y[k : k + 4000, None] - uy[None, :])
+        inside[k : k + 4000] = np.any(d <= radii[None, :] + 10.0, axis=1)
     olng, olat = to_lnglat(cand_x[~inside][:OUTSIDE_POOL], cand_y[~inside][:OUTSIDE_POOL])
 
     # --- stations, canteens, caring merchants
@@ -258,15 +278,17 @@ def build_registries() -> Registries:
         opened = rng.integers(o0.toordinal(), o1.toordinal() + 1, count)
         words = rng.integers(len(_WORDS), size=count)
         for i in range(count):
-            stations.append({
-                "station_id": f"{prefix}{i + 1:0{digits}d}",
-                "station_name": f"{STREETS[st[i]][1]}{_WORDS[words[i]]}{label[kind]}{i + 1}号",
-                "station_kind": kind,
-                "street_id": STREETS[st[i]][0],
-                "lng": round(float(lng[i]), 6),
-                "lat": round(float(lat[i]), 6),
-                "opened_on": dt.date.fromordinal(int(opened[i])).isoformat(),
-            })
+            stations.append(
+                {
+                    "station_id": f"{prefix}{i + 1:0{digits}d}",
+                    "station_name": f"{STREETS[st[i]][1]}{_WORDS[words[i]]}{label[kind]}{i + 1}号",
+                    "station_kind": kind,
+                    "street_id": STREETS[st[i]][0],
+                    "lng": round(float(lng[i]), 6),
+                    "lat": round(float(lat[i]), 6),
+                    "opened_on": dt.date.fromordinal(int(opened[i])).isoformat(),
+                }
+            )
         kind_idx += [k] * count
         open_ord += opened.tolist()
 
@@ -277,15 +299,28 @@ def build_registries() -> Registries:
     for i, sid in enumerate(team_streets):
         per_street[sid] = per_street.get(sid, 0) + 1
         sname = next(n for s, n, _, _ in STREETS if s == sid)
-        teams.append({"team_id": f"VT-{i + 1:02d}", "team_name": f"{sname}骑手志愿服务{per_street[sid]}队",
-                      "street_id": sid})
+        teams.append(
+            {"team_id": f"VT-{i + 1:02d}", "team_name": f"{sname}骑手志愿服务{per_street[sid]}队", "street_id": sid}
+        )
 
     return Registries(
-        rows={"streets": streets, "units": units, "aoi_crosswalk": crosswalk, "stations": stations,
-              "volunteer_teams": teams},
-        unit_type_idx=type_idx, unit_lng=ulng, unit_lat=ulat, unit_radius=radii,
-        unit_friendly_ord=friendly_ord, unit_weight=weight / weight.sum(), unit_aoi=unit_aoi,
-        outside_lng=olng, outside_lat=olat,
-        station_ids=[s["station_id"] for s in stations], station_kind_idx=np.array(kind_idx),
+        rows={
+            "streets": streets,
+            "units": units,
+            "aoi_crosswalk": crosswalk,
+            "stations": stations,
+            "volunteer_teams": teams,
+        },
+        unit_type_idx=type_idx,
+        unit_lng=ulng,
+        unit_lat=ulat,
+        unit_radius=radii,
+        unit_friendly_ord=friendly_ord,
+        unit_weight=weight / weight.sum(),
+        unit_aoi=unit_aoi,
+        outside_lng=olng,
+        outside_lat=olat,
+        station_ids=[s["station_id"] for s in stations],
+        station_kind_idx=np.array(kind_idx),
         station_open_ord=np.array(open_ord, dtype=np.int64),
     )

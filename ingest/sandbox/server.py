@@ -116,9 +116,7 @@ class _Day:
 class SandboxState:
     """Everything the handlers share: the world, faults, clock, caches and eleme tokens."""
 
-    def __init__(
-        self, world, seed: int, fault_rates: dict[str, float] | None = None, now: datetime | None = None
-    ):
+    def __init__(self, world, seed: int, fault_rates: dict[str, float] | None = None, now: datetime | None = None):
         self.world = world
         self.seed = seed
         self.transient = faults.TransientFaults(seed)
@@ -474,9 +472,7 @@ class Handler(BaseHTTPRequestHandler):
     def _sf_page(self):
         bad = _BadRequest(200, {"error_code": 1003, "error_msg": "invalid parameter"})
         refused = _BadRequest(200, {"error_code": 1001, "error_msg": "sign error"})
-        raw_sign = next(
-            (v for k, v in (p.partition("=")[::2] for p in self.raw_query.split("&")) if k == "sign"), ""
-        )
+        raw_sign = next((v for k, v in (p.partition("=")[::2] for p in self.raw_query.split("&")) if k == "sign"), "")
         digest = hashlib.md5(self.body + f"&{SF_DEV_ID}&{SF_DEV_KEY}".encode()).digest()
         if not hmac.compare_digest(unquote(raw_sign), base64.b64encode(digest).decode()):
             raise refused
@@ -678,9 +674,7 @@ class SandboxHandle:
         self.state: SandboxState = server.state
         host, port = server.server_address[:2]
         self.base_url = f"http://{host}:{port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.1,), name="xihu-sandbox", daemon=True
-        )
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.1,), name="xihu-sandbox", daemon=True)
         self._thread.start()
 
     def set_faults(self, rates: dict[str, float]) -> None:

@@ -56,10 +56,22 @@ STATION_EVENTS_PER_DAY = 40_000
 UNION_POOL = 13_000  # members ever on record; ~11,000-12,500 on record during 2026
 
 # --- the truth of the last 100 metres (minutes)
-BASE_MIN = {"residential_compound": 14.0, "office_building": 13.0, "scenic_area": 16.0,
-            "hospital": 12.0, "university": 15.0, "construction_site": 12.0}
-SAVING_MIN = {"residential_compound": 3.0, "office_building": 2.5, "scenic_area": 4.5,
-              "hospital": 2.0, "university": 3.5, "construction_site": 1.5}
+BASE_MIN = {
+    "residential_compound": 14.0,
+    "office_building": 13.0,
+    "scenic_area": 16.0,
+    "hospital": 12.0,
+    "university": 15.0,
+    "construction_site": 12.0,
+}
+SAVING_MIN = {
+    "residential_compound": 3.0,
+    "office_building": 2.5,
+    "scenic_area": 4.5,
+    "hospital": 2.0,
+    "university": 3.5,
+    "construction_site": 1.5,
+}
 OUTSIDE_BASE_MIN = 10.0
 TREND_START, TREND_END = dt.date(2026, 6, 15), dt.date(2026, 10, 15)
 TREND_MIN_PER_DAY = -0.03
@@ -83,8 +95,12 @@ ITEMS = (("soap", 2), ("water_cup", 8), ("towel", 10), ("umbrella", 20), ("rainc
 DUPLICATE_SHARE, SLIP_SHARE, DRIFT_MAX_S = 0.01, 0.02, 300
 
 # --- union
-FEDERATIONS = (("XHGH-HY01", "西湖区货运行业工会联合会"), ("XHGH-HY02", "西湖区网约车行业工会联合会"),
-               ("XHGH-HY03", "西湖区快递行业工会联合会"), ("XHGH-HY04", "西湖区外卖配送行业工会联合会"))
+FEDERATIONS = (
+    ("XHGH-HY01", "西湖区货运行业工会联合会"),
+    ("XHGH-HY02", "西湖区网约车行业工会联合会"),
+    ("XHGH-HY03", "西湖区快递行业工会联合会"),
+    ("XHGH-HY04", "西湖区外卖配送行业工会联合会"),
+)
 # (code, name, federation index, occupation, platform)
 ENTERPRISE_UNIONS = (
     ("XHGH-QY01", "美团西湖一站工会", 3, "外卖配送员", "美团"),
@@ -105,18 +121,65 @@ ENTERPRISE_UNIONS = (
     ("XHGH-QY16", "西湖区物流运输企业联合工会", 0, "货车司机", ""),
 )
 PLATFORM_ZH = {"meituan": "美团", "eleme": "饿了么", "sf": "顺丰同城", "shansong": "闪送"}
-MEMBER_HEADER = ("会员编号", "姓名", "性别", "身份证号", "手机号", "出生日期", "所属工会编码", "入会日期",
-                 "会员状态", "状态变更日期", "职业类别", "所属平台", "居住街道")
+MEMBER_HEADER = (
+    "会员编号",
+    "姓名",
+    "性别",
+    "身份证号",
+    "手机号",
+    "出生日期",
+    "所属工会编码",
+    "入会日期",
+    "会员状态",
+    "状态变更日期",
+    "职业类别",
+    "所属平台",
+    "居住街道",
+)
 P_BAD_CHECK, P_OLD_ID, P_NO_PHONE, P_TRANSFER, P_WITHDRAW = 0.02, 0.01, 0.02, 0.03, 0.10
 
 GB11643_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
-             "彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢")
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国志红文斌波辉鹏宇浩凯健俊峰晨阳林亮成龙飞鑫"
-_PHONE_PREFIX = np.array([130, 131, 132, 133, 135, 136, 137, 138, 139, 150, 151, 152, 155, 157, 158, 159,
-                          166, 173, 175, 176, 177, 180, 181, 182, 183, 185, 186, 187, 188, 189, 191, 199])
-_REGION_CODES = np.array([330106, 330105, 330110, 330183, 341222, 342422, 362330, 412726, 422823, 513030,
-                          522426, 532128, 330382, 330522])
+_PHONE_PREFIX = np.array(
+    [
+        130,
+        131,
+        132,
+        133,
+        135,
+        136,
+        137,
+        138,
+        139,
+        150,
+        151,
+        152,
+        155,
+        157,
+        158,
+        159,
+        166,
+        173,
+        175,
+        176,
+        177,
+        180,
+        181,
+        182,
+        183,
+        185,
+        186,
+        187,
+        188,
+        189,
+        191,
+        199,
+    ]
+)
+_REGION_CODES = np.array(
+    [330106, 330105, 330110, 330183, 341222, 342422, 362330, 412726, 422823, 513030, 522426, 532128, 330382, 330522]
+)
 
 
 def gb11643_check_digit(first17: str) -> str:
@@ -177,9 +240,11 @@ class World:
         friendly_by_type = {}
         for t in UNIT_TYPE_ORDER:
             of_type = [u for u in units if u["unit_type"] == t]
-            friendly_by_type[t] = round(sum(1 for u in of_type if u["friendly_since"]
-                                            and u["friendly_since"] <= ADOPTION_SPAN[1].isoformat())
-                                        / len(of_type), 3)
+            friendly_by_type[t] = round(
+                sum(1 for u in of_type if u["friendly_since"] and u["friendly_since"] <= ADOPTION_SPAN[1].isoformat())
+                / len(of_type),
+                3,
+            )
         return {
             "seed": self.seed,
             "scale": self.scale,
@@ -187,11 +252,13 @@ class World:
             "base_min_by_type": BASE_MIN,
             "saving_min_by_type": SAVING_MIN,
             "outside_unit_base_min": OUTSIDE_BASE_MIN,
-            "trend": (f"district-wide, all units alike: 0 until {TREND_START}, "
-                      f"then {TREND_MIN_PER_DAY} min/day "
-                      f"until {TREND_END}, flat afterwards; a naive before/after over the windows of "
-                      f"indicators.md overstates the saving by 35 x {-TREND_MIN_PER_DAY} = "
-                      f"{round(-35 * TREND_MIN_PER_DAY, 2)} min for adoptions in the test window"),
+            "trend": (
+                f"district-wide, all units alike: 0 until {TREND_START}, "
+                f"then {TREND_MIN_PER_DAY} min/day "
+                f"until {TREND_END}, flat afterwards; a naive before/after over the windows of "
+                f"indicators.md overstates the saving by 35 x {-TREND_MIN_PER_DAY} = "
+                f"{round(-35 * TREND_MIN_PER_DAY, 2)} min for adoptions in the test window"
+            ),
             "trend_min_per_day": TREND_MIN_PER_DAY,
             "trend_start": TREND_START.isoformat(),
             "trend_end": TREND_END.isoformat(),
@@ -207,9 +274,12 @@ class World:
                 "orders_weekend": round(weekday_orders * WEEKEND_FACTOR),
                 "orders_share_by_platform": PLATFORM_SHARE,
                 "orders_outside_units_share": 0.05,
-                "status_share": {"delivered": round(1 - P_CANCELLED - P_OPEN_ACCEPTED - P_OPEN_PICKED_UP, 4),
-                                 "cancelled": P_CANCELLED, "accepted": P_OPEN_ACCEPTED,
-                                 "picked_up": P_OPEN_PICKED_UP},
+                "status_share": {
+                    "delivered": round(1 - P_CANCELLED - P_OPEN_ACCEPTED - P_OPEN_PICKED_UP, 4),
+                    "cancelled": P_CANCELLED,
+                    "accepted": P_OPEN_ACCEPTED,
+                    "picked_up": P_OPEN_PICKED_UP,
+                },
                 "late_correction_share": round(P_OPEN_PICKED_UP * P_CORRECT_OPEN + P_CORRECT_DELIVERED, 4),
                 "active_riders": round(self._riders["active_p"].sum()),
                 "station_events": round(STATION_EVENTS_PER_DAY * self.scale),
@@ -235,15 +305,22 @@ class World:
         s_idx = rng.integers(len(_SURNAMES), size=n)
         g1 = rng.integers(len(_GIVEN), size=n)
         g2 = np.where(rng.random(n) < 0.6, rng.integers(len(_GIVEN), size=n), -1)
-        names = [_SURNAMES[s] + _GIVEN[a] + (_GIVEN[b] if b >= 0 else "")
-                 for s, a, b in zip(s_idx, g1, g2, strict=True)]
+        names = [
+            _SURNAMES[s] + _GIVEN[a] + (_GIVEN[b] if b >= 0 else "") for s, a, b in zip(s_idx, g1, g2, strict=True)
+        ]
         team = np.where(rng.random(n) < VOLUNTEER_SHARE, rng.integers(17, size=n), -1)
-        ids = {p: [f"{code}{k:07d}" for k in rng.permutation(n) + 1_000_000]
-               for p, code in zip(PLATFORMS, ("mt", "elm", "sf", "ss"), strict=True)}
+        ids = {
+            p: [f"{code}{k:07d}" for k in rng.permutation(n) + 1_000_000]
+            for p, code in zip(PLATFORMS, ("mt", "elm", "sf", "ss"), strict=True)
+        }
         return {
-            "primary": primary, "second": second, "phone": np.array(phones, dtype=object),
-            "name": np.array(names, dtype=object), "team": team,
-            "productivity": rng.gamma(2.0, 1.0, n), "active_p": rng.beta(6.0, 1.6, n),
+            "primary": primary,
+            "second": second,
+            "phone": np.array(phones, dtype=object),
+            "name": np.array(names, dtype=object),
+            "team": team,
+            "productivity": rng.gamma(2.0, 1.0, n),
+            "active_p": rng.beta(6.0, 1.6, n),
             "station_p": rng.gamma(1.5, 1.0, n),
             "ids": {p: np.array(v, dtype=object) for p, v in ids.items()},
         }
@@ -270,8 +347,11 @@ class World:
         reg, riders = self._reg, self._riders
         rng = _rng(self.seed, "orders", p_idx, day.toordinal())
         weekend = day.weekday() >= 5
-        n = int(rng.poisson(ORDERS_PER_WEEKDAY * PLATFORM_SHARE[platform] * self.scale
-                            * (WEEKEND_FACTOR if weekend else 1.0)))
+        n = int(
+            rng.poisson(
+                ORDERS_PER_WEEKDAY * PLATFORM_SHARE[platform] * self.scale * (WEEKEND_FACTOR if weekend else 1.0)
+            )
+        )
 
         # Riders: today's active riders working this platform, weighted by productivity.
         active = self._active(day)
@@ -284,9 +364,11 @@ class World:
 
         # Order time: lunch and dinner peaks over a daytime background, seconds since local midnight.
         comp = rng.choice(3, n, p=(0.35, 0.30, 0.35))
-        secs = np.where(comp == 0, rng.normal(11.75 * 3600, 40 * 60, n),
-                        np.where(comp == 1, rng.normal(18.0 * 3600, 50 * 60, n),
-                                 rng.uniform(0, 86_400, n)))
+        secs = np.where(
+            comp == 0,
+            rng.normal(11.75 * 3600, 40 * 60, n),
+            np.where(comp == 1, rng.normal(18.0 * 3600, 50 * 60, n), rng.uniform(0, 86_400, n)),
+        )
         secs = np.sort(np.clip(secs, 0, 86_399).astype(np.int64))
 
         # Destination: 95% a unit (weighted), 5% an ordinary address outside every unit.
@@ -330,20 +412,24 @@ class World:
         delivered = ~(cancelled | open_acc | open_pick)
         stage = rng.choice(3, n, p=(0.55, 0.35, 0.10))  # cancelled before accept / before pickup / after
         half = rng.random(n) < 0.5  # coin for the partial milestones of open and cancelled orders
-        t_cancel = np.where(stage == 0, secs + rng.uniform(60, 1200, n),
-                            np.where(stage == 1,
-                                     np.where(half, t_acc + rng.uniform(0.2, 0.9, n) * (t_shop - t_acc),
-                                              t_shop + rng.uniform(30, 600, n)),
-                                     t_pick + rng.uniform(300, 1800, n)))
+        t_cancel = np.where(
+            stage == 0,
+            secs + rng.uniform(60, 1200, n),
+            np.where(
+                stage == 1,
+                np.where(half, t_acc + rng.uniform(0.2, 0.9, n) * (t_shop - t_acc), t_shop + rng.uniform(30, 600, n)),
+                t_pick + rng.uniform(300, 1800, n),
+            ),
+        )
         gate_missing = rng.random(n) < GATE_MISSING_SHARE
 
         # Entry, parking, locker: friendly destinations are easy to enter and have rider bays.
-        entry_f = _pick(rng, ("code_scan", "nfc_tap", "order_show", "registration"), (.55, .30, .10, .05), n)
-        entry_n = _pick(rng, ("code_scan", "order_show", "registration", None), (.05, .45, .45, .05), n)
-        entry_o = _pick(rng, (None, "order_show", "registration"), (.70, .20, .10), n)
-        park_f = _pick(rng, ("rider_bay", "roadside", "none"), (.80, .15, .05), n)
-        park_n = _pick(rng, ("rider_bay", "roadside", "none"), (.05, .80, .15), n)
-        park_o = _pick(rng, ("roadside", "none"), (.70, .30), n)
+        entry_f = _pick(rng, ("code_scan", "nfc_tap", "order_show", "registration"), (0.55, 0.30, 0.10, 0.05), n)
+        entry_n = _pick(rng, ("code_scan", "order_show", "registration", None), (0.05, 0.45, 0.45, 0.05), n)
+        entry_o = _pick(rng, (None, "order_show", "registration"), (0.70, 0.20, 0.10), n)
+        park_f = _pick(rng, ("rider_bay", "roadside", "none"), (0.80, 0.15, 0.05), n)
+        park_n = _pick(rng, ("rider_bay", "roadside", "none"), (0.05, 0.80, 0.15), n)
+        park_o = _pick(rng, ("roadside", "none"), (0.70, 0.30), n)
         lock_u = rng.random(n)
         entry = np.where(outside, entry_o, np.where(friendly, entry_f, entry_n))
         parking = np.where(outside, park_o, np.where(friendly, park_f, park_n))
@@ -371,55 +457,73 @@ class World:
         cols_t = {
             "t_ordered": secs.astype(float),
             "t_accepted": np.where(cancelled & (stage == 0) & ~fix_cancel, nan, t_acc),
-            "t_at_shop": np.where((cancelled & (stage == 0) & ~fix_cancel) | (open_acc & half)
-                                  | (cancelled & (stage == 1) & half & ~fix_cancel), nan, t_shop),
-            "t_picked_up": np.where(delivered | open_pick | (cancelled & ((stage == 2) | fix_cancel)),
-                                    t_pick, nan),
+            "t_at_shop": np.where(
+                (cancelled & (stage == 0) & ~fix_cancel)
+                | (open_acc & half)
+                | (cancelled & (stage == 1) & half & ~fix_cancel),
+                nan,
+                t_shop,
+            ),
+            "t_picked_up": np.where(delivered | open_pick | (cancelled & ((stage == 2) | fix_cancel)), t_pick, nan),
             "t_gate": np.where(reached_gate | (fix_cancel & ~gate_missing), t_gate, nan),
             "t_delivered": np.where(delivered, t_deliv, nan),
             "t_cancelled": np.where(cancelled, t_cancel, nan),
         }
         start = _day_start_epoch(day)
         cols = {k: np.floor(v) + start for k, v in cols_t.items()}
-        status = np.where(delivered, "delivered", np.where(cancelled, "cancelled",
-                          np.where(open_pick, "picked_up", "accepted"))).astype(object)
+        status = np.where(
+            delivered, "delivered", np.where(cancelled, "cancelled", np.where(open_pick, "picked_up", "accepted"))
+        ).astype(object)
         ymd = day.strftime("%Y%m%d")
         prefix = {"meituan": "27", "eleme": "30", "sf": "39", "shansong": "TD"}[platform]
-        cols.update({
-            "order_id": np.array([f"{prefix}{ymd}{k:07d}" for k in seq.tolist()], dtype=object),
-            "shop_order_id": np.array([f"SO{ymd}{k}" for k in shop_no.tolist()], dtype=object),
-            "rider_id": riders["ids"][platform][rider],
-            "rider_phone": riders["phone"][rider],
-            "rider_name": riders["name"][rider],
-            "dest_lng": dest_lng,
-            "dest_lat": dest_lat,
-            "aoi_id": aoi,
-            "status": status,
-            "entry_method": np.where(entered, entry, None),
-            "parking": np.where(entered, parking, "none"),
-            "locker_used": entered & locker,
-            "elderly_meal": elderly,
-            "distance_m": distance.astype(np.int64),
-            "fee_cents": fee,
-            "unit_idx": unit,
-        })
+        cols.update(
+            {
+                "order_id": np.array([f"{prefix}{ymd}{k:07d}" for k in seq.tolist()], dtype=object),
+                "shop_order_id": np.array([f"SO{ymd}{k}" for k in shop_no.tolist()], dtype=object),
+                "rider_id": riders["ids"][platform][rider],
+                "rider_phone": riders["phone"][rider],
+                "rider_name": riders["name"][rider],
+                "dest_lng": dest_lng,
+                "dest_lat": dest_lat,
+                "aoi_id": aoi,
+                "status": status,
+                "entry_method": np.where(entered, entry, None),
+                "parking": np.where(entered, parking, "none"),
+                "locker_used": entered & locker,
+                "elderly_meal": elderly,
+                "distance_m": distance.astype(np.int64),
+                "fee_cents": fee,
+                "unit_idx": unit,
+            }
+        )
         return cols
 
     def orders(self, platform: str, day: dt.date, corrected: bool = False) -> list[dict]:
         """Canonical orders placed on ``day`` (docs/internals.md "World model"), times as aware datetimes."""
         c = self.order_columns(platform, day, corrected)
         start = _day_start_epoch(day)
-        time_keys = ("t_ordered", "t_accepted", "t_at_shop", "t_picked_up", "t_gate", "t_delivered",
-                     "t_cancelled")
+        time_keys = ("t_ordered", "t_accepted", "t_at_shop", "t_picked_up", "t_gate", "t_delivered", "t_cancelled")
         # One shared datetime object per distinct second: far cheaper than one conversion per field.
         offsets = {k: np.where(np.isnan(c[k]), -1, c[k] - start).astype(np.int64) for k in time_keys}
         hi = max(int(v.max(initial=0)) for v in offsets.values())
         midnight = dt.datetime(day.year, day.month, day.day, tzinfo=TZ)
         cache = [midnight + dt.timedelta(seconds=s) for s in range(hi + 1)]  # every time is >= midnight
         times = {k: [cache[o] if o >= 0 else None for o in v.tolist()] for k, v in offsets.items()}
-        keys = ("order_id", "shop_order_id", "rider_id", "rider_phone", "rider_name", "dest_lng", "dest_lat",
-                "aoi_id", "status") + time_keys + ("entry_method", "parking", "locker_used", "elderly_meal",
-                                                  "distance_m", "fee_cents")
+        keys = (
+            (
+                "order_id",
+                "shop_order_id",
+                "rider_id",
+                "rider_phone",
+                "rider_name",
+                "dest_lng",
+                "dest_lat",
+                "aoi_id",
+                "status",
+            )
+            + time_keys
+            + ("entry_method", "parking", "locker_used", "elderly_meal", "distance_m", "fee_cents")
+        )
         columns = [times[k] if k in times else c[k].tolist() for k in keys]
         return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
 
@@ -443,9 +547,11 @@ class World:
         station = open_st[rng.choice(len(open_st), nv, p=sw / sw.sum())]
         kind = reg.station_kind_idx[station]
         comp = rng.choice(3, nv, p=(0.40, 0.25, 0.35))
-        t_in = np.where(comp == 0, rng.normal(15 * 3600, 3600, nv),
-                        np.where(comp == 1, rng.normal(21 * 3600, 3000, nv),
-                                 rng.uniform(7 * 3600, 23.5 * 3600, nv)))
+        t_in = np.where(
+            comp == 0,
+            rng.normal(15 * 3600, 3600, nv),
+            np.where(comp == 1, rng.normal(21 * 3600, 3000, nv), rng.uniform(7 * 3600, 23.5 * 3600, nv)),
+        )
         t_in = np.clip(t_in, 0, 86_399)
         stay = np.clip(rng.lognormal(np.log(20 * 60), 0.6, nv), 5 * 60, 60 * 60)
         stay = np.where(rng.random(nv) < 0.03, rng.uniform(60 * 60, 300 * 60, nv), stay)
@@ -472,24 +578,40 @@ class World:
         first[1:] = sv[1:] != sv[:-1]
         s_kind = kind[sv]
         serv = np.array(SERVICES + ("meal",), dtype=object)[
-            np.where((s_kind == 1) & first, len(SERVICES),
-                     np.where(s_kind == 2, np.array(MERCHANT_SERVICES)[rng.integers(4, size=len(sv))],
-                              rng.choice(len(SERVICES), len(sv), p=SERVICE_P)))]
+            np.where(
+                (s_kind == 1) & first,
+                len(SERVICES),
+                np.where(
+                    s_kind == 2,
+                    np.array(MERCHANT_SERVICES)[rng.integers(4, size=len(sv))],
+                    rng.choice(len(SERVICES), len(sv), p=SERVICE_P),
+                ),
+            )
+        ]
         t_serv = t_in[sv] + rng.uniform(0.05, 0.95, len(sv)) * stay[sv]
         meal_price = rng.integers(24, 41, len(sv)) * 50
 
         # Assemble: (visit, type code, time, extra) per event, then sort by the true time.
-        ev_visit = np.concatenate([np.arange(nv), np.flatnonzero(checked_out), sv, np.flatnonzero(earn),
-                                   np.flatnonzero(redeem)])
-        ev_type = np.concatenate([np.zeros(nv, int), np.ones(checked_out.sum(), int), np.full(len(sv), 2),
-                                  np.full(earn.sum(), 3), np.full(redeem.sum(), 4)])
+        ev_visit = np.concatenate(
+            [np.arange(nv), np.flatnonzero(checked_out), sv, np.flatnonzero(earn), np.flatnonzero(redeem)]
+        )
+        ev_type = np.concatenate(
+            [
+                np.zeros(nv, int),
+                np.ones(checked_out.sum(), int),
+                np.full(len(sv), 2),
+                np.full(earn.sum(), 3),
+                np.full(redeem.sum(), 4),
+            ]
+        )
         ev_time = np.concatenate([t_in, t_out[checked_out], t_serv, t_earn[earn], t_redeem[redeem]])
-        ev_serv = np.concatenate([np.full(nv + checked_out.sum(), -1), np.arange(len(sv)),
-                                  np.full(earn.sum() + redeem.sum(), -1)])
+        ev_serv = np.concatenate(
+            [np.full(nv + checked_out.sum(), -1), np.arange(len(sv)), np.full(earn.sum() + redeem.sum(), -1)]
+        )
         order = np.argsort(ev_time, kind="stable")
         ev_visit, ev_type, ev_time, ev_serv = ev_visit[order], ev_type[order], ev_time[order], ev_serv[order]
         drift = rng.integers(-DRIFT_MAX_S, DRIFT_MAX_S + 1, len(reg.station_ids))
-        stamp = (np.datetime64(day.isoformat(), "s") + (ev_time + drift[station[ev_visit]]).astype(np.int64))
+        stamp = np.datetime64(day.isoformat(), "s") + (ev_time + drift[station[ev_visit]]).astype(np.int64)
         ts = np.char.add(np.datetime_as_string(stamp, unit="s").astype(str), "+08:00").tolist()
         ids = rng.bytes(16 * len(ev_time))
         slip = (rng.random(len(ev_time)) < SLIP_SHARE / 0.85) & (ev_type <= 2)  # ~85% of events may slip
@@ -498,9 +620,13 @@ class World:
         events = []
         rows = zip(ev_visit.tolist(), ev_type.tolist(), ev_serv.tolist(), strict=True)
         for i, (v, t, s) in enumerate(rows):
-            e = {"event_id": str(uuid.UUID(bytes=ids[16 * i:16 * i + 16], version=4)),
-                 "station_id": reg.station_ids[station[v]], "ts": ts[i],
-                 "rider_phone": riders["phone"][visitor[v]], "type": type_names[t]}
+            e = {
+                "event_id": str(uuid.UUID(bytes=ids[16 * i : 16 * i + 16], version=4)),
+                "station_id": reg.station_ids[station[v]],
+                "ts": ts[i],
+                "rider_phone": riders["phone"][visitor[v]],
+                "type": type_names[t],
+            }
             if t == 2:
                 e["service"] = serv[s]
                 if serv[s] == "meal":
@@ -523,8 +649,9 @@ class World:
         at-least-once duplicates. Every line is complete JSON-able data (the server truncates lines)."""
         prev, prev_slip = self._station_day(day - dt.timedelta(days=1))
         today, slip = self._station_day(day)
-        lines = ([e for e, s in zip(prev, prev_slip, strict=True) if s]
-                 + [e for e, s in zip(today, slip, strict=True) if not s])
+        lines = [e for e, s in zip(prev, prev_slip, strict=True) if s] + [
+            e for e, s in zip(today, slip, strict=True) if not s
+        ]
         rng = _rng(self.seed, "station_file", day.toordinal())
         dup = np.flatnonzero(rng.random(len(lines)) < DUPLICATE_SHARE)
         # A resent line arrives a little later in the file than the original.
@@ -541,8 +668,11 @@ class World:
         n = max(20, round(UNION_POOL * self.scale))
         early = rng.random(n) < 0.35
         o = dt.date.toordinal
-        join = np.where(early, rng.integers(o(dt.date(2021, 1, 1)), o(dt.date(2024, 12, 31)), n),
-                        rng.integers(o(dt.date(2025, 1, 1)), o(dt.date(2026, 12, 31)), n))
+        join = np.where(
+            early,
+            rng.integers(o(dt.date(2021, 1, 1)), o(dt.date(2024, 12, 31)), n),
+            rng.integers(o(dt.date(2025, 1, 1)), o(dt.date(2026, 12, 31)), n),
+        )
         union_w = np.array([0.62 / 10] * 10 + [0.18 / 3] * 3 + [0.12 / 2] * 2 + [0.08])
         union = rng.choice(len(ENTERPRISE_UNIONS), n, p=union_w)
         # Food-delivery members are riders of that platform (same phone and name as in the order feeds).
@@ -553,13 +683,19 @@ class World:
             k = min(len(members), len(cands))
             rider_of[members[:k]] = cands[:k]
         is_rider = rider_of >= 0
-        own_phone = np.array([f"{p}{t:08d}" for p, t in zip(rng.choice([145, 147, 149], n),
-                              rng.choice(100_000_000, n, replace=False), strict=True)], dtype=object)
+        own_phone = np.array(
+            [
+                f"{p}{t:08d}"
+                for p, t in zip(rng.choice([145, 147, 149], n), rng.choice(100_000_000, n, replace=False), strict=True)
+            ],
+            dtype=object,
+        )
         phone = np.where(is_rider, riders["phone"][np.maximum(rider_of, 0)], own_phone)
         s_idx = rng.integers(len(_SURNAMES), size=n)
         g1, g2 = rng.integers(len(_GIVEN), size=n), rng.integers(len(_GIVEN), size=n)
-        own_name = np.array([_SURNAMES[s] + _GIVEN[a] + _GIVEN[b]
-                             for s, a, b in zip(s_idx, g1, g2, strict=True)], dtype=object)
+        own_name = np.array(
+            [_SURNAMES[s] + _GIVEN[a] + _GIVEN[b] for s, a, b in zip(s_idx, g1, g2, strict=True)], dtype=object
+        )
         name = np.where(is_rider, riders["name"][np.maximum(rider_of, 0)], own_name)
         male = rng.random(n) < 0.88
         birth = rng.integers(dt.date(1966, 1, 1).toordinal(), dt.date(2004, 12, 31).toordinal(), n)
@@ -567,8 +703,7 @@ class World:
         seq3 = rng.integers(0, 500, n) * 2 + male  # odd = male (GB 11643)
         id_defect = rng.choice(3, n, p=(1 - P_BAD_CHECK - P_OLD_ID, P_BAD_CHECK, P_OLD_ID))
         ids = []
-        for r, b, q, d in zip(region.tolist(), birth.tolist(), seq3.tolist(), id_defect.tolist(),
-                                 strict=True):
+        for r, b, q, d in zip(region.tolist(), birth.tolist(), seq3.tolist(), id_defect.tolist(), strict=True):
             bd = dt.date.fromordinal(b)
             if d == 2:
                 ids.append(f"{r}{bd:%y%m%d}{q:03d}")
@@ -581,18 +716,31 @@ class World:
         no_phone = rng.random(n) < P_NO_PHONE
         transfer = np.where(rng.random(n) < P_TRANSFER, join + rng.integers(30, 600, n), NEVER)
         fed_of = np.array([u[2] for u in ENTERPRISE_UNIONS])
-        new_union = np.array([rng.choice(np.flatnonzero((fed_of == fed_of[u]) & (np.arange(16) != u)))
-                              if (fed_of == fed_of[u]).sum() > 1 else u for u in union])
+        new_union = np.array(
+            [
+                rng.choice(np.flatnonzero((fed_of == fed_of[u]) & (np.arange(16) != u)))
+                if (fed_of == fed_of[u]).sum() > 1
+                else u
+                for u in union
+            ]
+        )
         transfer = np.where(new_union == union, NEVER, transfer)
         withdraws = (rng.random(n) < P_WITHDRAW) & (transfer == NEVER)
         withdraw = np.where(withdraws, join + rng.integers(30, 700, n), NEVER)
         withdraw_kind = rng.choice(["退会", "自动退会", "除名"], n, p=(0.6, 0.3, 0.1))
         return {
             "member_no": [f"XH{k:08d}" for k in rng.choice(100_000_000, n, replace=False)],
-            "name": name.tolist(), "male": male.tolist(), "id": ids,
-            "phone": np.where(no_phone, "", phone).tolist(), "birth": birth.tolist(), "union": union.tolist(),
-            "new_union": new_union.tolist(), "join": join.tolist(), "transfer": transfer.tolist(),
-            "withdraw": withdraw.tolist(), "withdraw_kind": withdraw_kind.tolist(),
+            "name": name.tolist(),
+            "male": male.tolist(),
+            "id": ids,
+            "phone": np.where(no_phone, "", phone).tolist(),
+            "birth": birth.tolist(),
+            "union": union.tolist(),
+            "new_union": new_union.tolist(),
+            "join": join.tolist(),
+            "transfer": transfer.tolist(),
+            "withdraw": withdraw.tolist(),
+            "withdraw_kind": withdraw_kind.tolist(),
             "date_fmt": rng.integers(3, size=n).tolist(),
             "street": rng.integers(len(STREETS), size=n).tolist(),
         }
@@ -607,33 +755,69 @@ class World:
                 continue
             fmt = m["date_fmt"][i]
             union = ENTERPRISE_UNIONS[m["union"][i]]
-            base = {"会员编号": m["member_no"][i], "姓名": m["name"][i],
-                    "性别": "男" if m["male"][i] else "女",
-                    "身份证号": m["id"][i], "手机号": m["phone"][i],
-                    "出生日期": _fmt_date(m["birth"][i], fmt), "所属工会编码": union[0],
-                    "入会日期": _fmt_date(m["join"][i], fmt), "会员状态": "在册",
-                    "状态变更日期": _fmt_date(m["join"][i], fmt), "职业类别": union[3], "所属平台": union[4],
-                    "居住街道": STREETS[m["street"][i]][1]}
+            base = {
+                "会员编号": m["member_no"][i],
+                "姓名": m["name"][i],
+                "性别": "男" if m["male"][i] else "女",
+                "身份证号": m["id"][i],
+                "手机号": m["phone"][i],
+                "出生日期": _fmt_date(m["birth"][i], fmt),
+                "所属工会编码": union[0],
+                "入会日期": _fmt_date(m["join"][i], fmt),
+                "会员状态": "在册",
+                "状态变更日期": _fmt_date(m["join"][i], fmt),
+                "职业类别": union[3],
+                "所属平台": union[4],
+                "居住街道": STREETS[m["street"][i]][1],
+            }
             if m["withdraw"][i] <= d:
                 base["会员状态"] = m["withdraw_kind"][i]
                 base["状态变更日期"] = _fmt_date(m["withdraw"][i], fmt)
             rows.append(base)
             if m["transfer"][i] <= d:
                 new = ENTERPRISE_UNIONS[m["new_union"][i]]
-                rows.append({**base, "所属工会编码": new[0], "所属平台": new[4],
-                             "状态变更日期": _fmt_date(m["transfer"][i], fmt)})
+                rows.append(
+                    {
+                        **base,
+                        "所属工会编码": new[0],
+                        "所属平台": new[4],
+                        "状态变更日期": _fmt_date(m["transfer"][i], fmt),
+                    }
+                )
         return rows
 
     def union_orgs(self) -> list[dict]:
         """Union organisations: 4 industry federations, 16 enterprise unions, 11 street federations."""
-        rows = [{"工会编码": code, "工会名称": name, "上级工会编码": "", "类型": "行业工会联合会",
-                 "成立日期": f"2019-0{k + 3}-01"} for k, (code, name) in enumerate(FEDERATIONS)]
-        rows += [{"工会编码": code, "工会名称": name, "上级工会编码": FEDERATIONS[fed][0], "类型": "企业工会",
-                  "成立日期": f"2020-{k % 12 + 1:02d}-15"}
-                 for k, (code, name, fed, _, _) in enumerate(ENTERPRISE_UNIONS)]
-        rows += [{"工会编码": f"XHGH-JD{k + 1:02d}", "工会名称": f"{name}总工会", "上级工会编码": "",
-                  "类型": "街道总工会", "成立日期": "2018-05-01"}
-                 for k, (_, name, _, _) in enumerate(STREETS)]
+        rows = [
+            {
+                "工会编码": code,
+                "工会名称": name,
+                "上级工会编码": "",
+                "类型": "行业工会联合会",
+                "成立日期": f"2019-0{k + 3}-01",
+            }
+            for k, (code, name) in enumerate(FEDERATIONS)
+        ]
+        rows += [
+            {
+                "工会编码": code,
+                "工会名称": name,
+                "上级工会编码": FEDERATIONS[fed][0],
+                "类型": "企业工会",
+                "成立日期": f"2020-{k % 12 + 1:02d}-15",
+            }
+            for k, (code, name, fed, _, _) in enumerate(ENTERPRISE_UNIONS)
+        ]
+        rows += [
+            {
+                "工会编码": f"XHGH-JD{k + 1:02d}",
+                "工会名称": f"{name}总工会",
+                "上级工会编码": "",
+                "类型": "街道总工会",
+                "成立日期": "2018-05-01",
+            }
+            for k, (_, name, _, _) in enumerate(STREETS)
+        ]
         return rows
 
 

@@ -74,7 +74,11 @@ class Unit:
 def seed_units() -> dict[str, Unit]:
     return {
         row["unit_id"]: Unit(
-            row["unit_id"], row["unit_type"], row["street_id"], float(row["lng"]), float(row["lat"]),
+            row["unit_id"],
+            row["unit_type"],
+            row["street_id"],
+            float(row["lng"]),
+            float(row["lat"]),
             date.fromisoformat(row["friendly_since"]) if row["friendly_since"] else None,
         )
         for row in _read_seed("units")
@@ -102,14 +106,19 @@ def choose_scenario() -> Scenario:
     ordered = sorted(units.values(), key=lambda u: u.unit_id)
     # After window [a+7, a+34] ends before the last-30-days window starts: a < R - 63.
     adopted = next(
-        u for u in ordered
-        if u.unit_type == "residential_compound" and u.friendly_since
+        u
+        for u in ordered
+        if u.unit_type == "residential_compound"
+        and u.friendly_since
         and date(2026, 7, 1) <= u.friendly_since < REPORTING_DATE - timedelta(days=63)
     )
     control = next(u for u in ordered if u.unit_type == "residential_compound" and u.friendly_since is None)
     busy = next(
-        u for u in ordered
-        if u.unit_type == "office_building" and u.friendly_since and u.friendly_since <= REPORTING_DATE
+        u
+        for u in ordered
+        if u.unit_type == "office_building"
+        and u.friendly_since
+        and u.friendly_since <= REPORTING_DATE
         and ("meituan", u.unit_id) in crosswalk
     )
     small = next(u for u in ordered if u.unit_type == "hospital")
@@ -180,32 +189,57 @@ def encode(o: Order) -> dict:
     phone_hash = rider(o.rider)
     if o.platform == "meituan":
         return {
-            "order_id": o.order_id, "courier_id": 1000 + o.rider, "courier_phone": phone_hash,
-            "poi_id": "p1", "recipient_lng": o.lng, "recipient_lat": o.lat, "recipient_aoi_id": o.aoi_id,
+            "order_id": o.order_id,
+            "courier_id": 1000 + o.rider,
+            "courier_phone": phone_hash,
+            "poi_id": "p1",
+            "recipient_lng": o.lng,
+            "recipient_lat": o.lat,
+            "recipient_aoi_id": o.aoi_id,
             "status": {"accepted": 20, "picked_up": 30, "delivered": 50, "cancelled": 99}[o.status],
-            "platform_order_time": _unix(o.ordered), "grab_time": _unix(o.accepted),
-            "fetch_time": _unix(o.picked_up), "gate_arrive_time": _unix(o.gate),
-            "arrive_time": _unix(o.delivered), "entry_method": o.entry_method, "parking": o.parking,
-            "locker_used": o.locker_used, "elderly_meal": o.elderly_meal, "distance_m": 1500,
+            "platform_order_time": _unix(o.ordered),
+            "grab_time": _unix(o.accepted),
+            "fetch_time": _unix(o.picked_up),
+            "gate_arrive_time": _unix(o.gate),
+            "arrive_time": _unix(o.delivered),
+            "entry_method": o.entry_method,
+            "parking": o.parking,
+            "locker_used": o.locker_used,
+            "elderly_meal": o.elderly_meal,
+            "distance_m": 1500,
             "fee_cents": 600,
         }
     if o.platform == "eleme":
-        pushes = [(code, _ms(t)) for code, t in (
-            (1, o.ordered), (20, o.accepted), (2, o.picked_up), (3, o.delivered), (4, o.cancelled),
-        ) if t is not None]
+        pushes = [
+            (code, _ms(t))
+            for code, t in (
+                (1, o.ordered),
+                (20, o.accepted),
+                (2, o.picked_up),
+                (3, o.delivered),
+                (4, o.cancelled),
+            )
+            if t is not None
+        ]
         # Any order, and a repeated later "accepted" push that must not move the accepted time.
         log = [{"order_status": c, "push_time": t} for c, t in reversed(pushes)]
         log.append({"order_status": 20, "push_time": _ms(o.accepted + timedelta(minutes=3))})
         return {
-            "open_order_code": o.order_id, "partner_order_code": "s-1", "carrier_driver_id": 2000 + o.rider,
-            "carrier_driver_phone": phone_hash, "lng": f"{o.lng:.6f}", "lat": f"{o.lat:.6f}",
+            "open_order_code": o.order_id,
+            "partner_order_code": "s-1",
+            "carrier_driver_id": 2000 + o.rider,
+            "carrier_driver_phone": phone_hash,
+            "lng": f"{o.lng:.6f}",
+            "lat": f"{o.lat:.6f}",
             "aoi_code": o.aoi_id,
             "order_status": {"accepted": 20, "picked_up": 2, "delivered": 3, "cancelled": 4}[o.status],
-            "status_log": log, "gate_arrive_time": _ms(o.gate),
-            "entry_type": {None: 0, "code_scan": 1, "nfc_tap": 2, "order_show": 3, "registration": 4}[
-                o.entry_method],
+            "status_log": log,
+            "gate_arrive_time": _ms(o.gate),
+            "entry_type": {None: 0, "code_scan": 1, "nfc_tap": 2, "order_show": 3, "registration": 4}[o.entry_method],
             "parking_type": {"none": 0, "rider_bay": 1, "roadside": 2}[o.parking],
-            "cabinet_used": int(o.locker_used), "is_elder_care": int(o.elderly_meal), "distance": 1500,
+            "cabinet_used": int(o.locker_used),
+            "is_elder_care": int(o.elderly_meal),
+            "distance": 1500,
             "fee": "6.00",
         }
     if o.platform == "sf":
@@ -215,18 +249,31 @@ def encode(o: Order) -> dict:
             return "" if t is None else t.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
 
         return {
-            "sf_order_id": o.order_id, "shop_order_id": "s-1", "rider_id": 3000 + o.rider,
-            "operator_phone": phone_hash, "user_lng": round(lng, 6), "user_lat": round(lat, 6),
+            "sf_order_id": o.order_id,
+            "shop_order_id": "s-1",
+            "rider_id": 3000 + o.rider,
+            "operator_phone": phone_hash,
+            "user_lng": round(lng, 6),
+            "user_lat": round(lat, 6),
             "lbs_type": 1 if o.bd09 else 2,
             "order_status": {"accepted": 10, "picked_up": 15, "delivered": 17, "cancelled": 2}[o.status],
-            "create_time": text(o.ordered), "receive_time": text(o.accepted),
+            "create_time": text(o.ordered),
+            "receive_time": text(o.accepted),
             "pickup_time": text(o.picked_up),
-            "gate_time": text(o.gate), "complete_time": text(o.delivered),
-            "entry_method": {None: "", "code_scan": "扫码", "nfc_tap": "碰一碰", "order_show": "出示订单",
-                             "registration": "登记"}[o.entry_method],
+            "gate_time": text(o.gate),
+            "complete_time": text(o.delivered),
+            "entry_method": {
+                None: "",
+                "code_scan": "扫码",
+                "nfc_tap": "碰一碰",
+                "order_show": "出示订单",
+                "registration": "登记",
+            }[o.entry_method],
             "parking": {"none": "", "rider_bay": "专属车位", "roadside": "路边"}[o.parking],
-            "locker": "是" if o.locker_used else "否", "elder_care": "是" if o.elderly_meal else "否",
-            "distance_km": 1.5, "total_price": 600,
+            "locker": "是" if o.locker_used else "否",
+            "elder_care": "是" if o.elderly_meal else "否",
+            "distance_km": 1.5,
+            "total_price": 600,
         }
     assert o.platform == "shansong"
 
@@ -237,14 +284,30 @@ def encode(o: Order) -> dict:
         "orderNo": o.order_id,
         "courier": {"id": 4000 + o.rider, "mobile": phone_hash, "name": HASHER.hash("测试", "name")},
         "receiver": {"lng": o.lng, "lat": o.lat, "aoiId": o.aoi_id},
-        "statusChangeLog": [{"status": c, "time": iso(t)} for c, t in (
-            (20, o.ordered), (30, o.accepted), (40, o.picked_up), (50, o.delivered), (60, o.cancelled),
-        ) if t is not None],
+        "statusChangeLog": [
+            {"status": c, "time": iso(t)}
+            for c, t in (
+                (20, o.ordered),
+                (30, o.accepted),
+                (40, o.picked_up),
+                (50, o.delivered),
+                (60, o.cancelled),
+            )
+            if t is not None
+        ],
         "gateTime": iso(o.gate),
-        "accessMode": {None: None, "code_scan": "CODE", "nfc_tap": "NFC", "order_show": "ORDER",
-                       "registration": "MANUAL"}[o.entry_method],
+        "accessMode": {
+            None: None,
+            "code_scan": "CODE",
+            "nfc_tap": "NFC",
+            "order_show": "ORDER",
+            "registration": "MANUAL",
+        }[o.entry_method],
         "parkingMode": {"none": "NONE", "rider_bay": "BAY", "roadside": "ROADSIDE"}[o.parking],
-        "useLocker": o.locker_used, "elderCare": o.elderly_meal, "distance": 1500, "amount": 600,
+        "useLocker": o.locker_used,
+        "elderCare": o.elderly_meal,
+        "distance": 1500,
+        "amount": 600,
     }
 
 
@@ -261,46 +324,151 @@ def build_orders(s: Scenario) -> list[Order]:
     a = s.adopted.friendly_since
     for unit, before_min, after_min in ((s.adopted, 10.0, 6.0), (s.control, 9.0, 8.0)):
         for i in range(20):
-            for tag, day, minutes in (("b", a - timedelta(days=28 - i), before_min),
-                                      ("a", a + timedelta(days=7 + i), after_min)):
-                orders.append(Order("meituan", f"did-{unit.unit_id}-{tag}{i}", 1 + i % 6, unit.lng, unit.lat,
-                                    "delivered", at(day, 12), last100_min=minutes))
+            for tag, day, minutes in (
+                ("b", a - timedelta(days=28 - i), before_min),
+                ("a", a + timedelta(days=7 + i), after_min),
+            ):
+                orders.append(
+                    Order(
+                        "meituan",
+                        f"did-{unit.unit_id}-{tag}{i}",
+                        1 + i % 6,
+                        unit.lng,
+                        unit.lat,
+                        "delivered",
+                        at(day, 12),
+                        last100_min=minutes,
+                    )
+                )
     # Implausible (150 min) and transition-week deliveries of the adopted unit: outside the estimate.
-    orders.append(Order("meituan", "did-implausible", 1, s.adopted.lng, s.adopted.lat, "delivered",
-                        at(a + timedelta(days=10), 13), last100_min=150.0))
-    orders.append(Order("meituan", "did-transition", 2, s.adopted.lng, s.adopted.lat, "delivered",
-                        at(a + timedelta(days=3), 13), last100_min=30.0))
+    orders.append(
+        Order(
+            "meituan",
+            "did-implausible",
+            1,
+            s.adopted.lng,
+            s.adopted.lat,
+            "delivered",
+            at(a + timedelta(days=10), 13),
+            last100_min=150.0,
+        )
+    )
+    orders.append(
+        Order(
+            "meituan",
+            "did-transition",
+            2,
+            s.adopted.lng,
+            s.adopted.lat,
+            "delivered",
+            at(a + timedelta(days=3), 13),
+            last100_min=30.0,
+        )
+    )
     # Three recent deliveries to the adopted unit: the rider-hours figure's last 30 days.
     for n in (1, 2, 3):
-        orders.append(Order("eleme", f"recent-{n}", n, s.adopted.lng, s.adopted.lat, "delivered",
-                            at(r - timedelta(days=5), 18), last100_min=5.0))
+        orders.append(
+            Order(
+                "eleme",
+                f"recent-{n}",
+                n,
+                s.adopted.lng,
+                s.adopted.lat,
+                "delivered",
+                at(r - timedelta(days=5), 18),
+                last100_min=5.0,
+            )
+        )
 
     # The busy unit on the reporting date: every platform, every encoding.
     b = s.busy
     orders += [
         # AOI first: sent with the busy unit's AOI but the small unit's coordinates.
-        Order("meituan", "b-mt-1", 1, s.small.lng, s.small.lat, "delivered", at(r, 11), 2.0,
-              aoi_id=aoi[("meituan", b.unit_id)], entry_method="code_scan", parking="rider_bay",
-              locker_used=True),
-        Order("meituan", "b-mt-2", 2, b.lng, b.lat, "delivered", at(r, 11, 30), 3.0, entry_method="nfc_tap",
-              parking="roadside", elderly_meal=True),
+        Order(
+            "meituan",
+            "b-mt-1",
+            1,
+            s.small.lng,
+            s.small.lat,
+            "delivered",
+            at(r, 11),
+            2.0,
+            aoi_id=aoi[("meituan", b.unit_id)],
+            entry_method="code_scan",
+            parking="rider_bay",
+            locker_used=True,
+        ),
+        Order(
+            "meituan",
+            "b-mt-2",
+            2,
+            b.lng,
+            b.lat,
+            "delivered",
+            at(r, 11, 30),
+            3.0,
+            entry_method="nfc_tap",
+            parking="roadside",
+            elderly_meal=True,
+        ),
         Order("meituan", "b-mt-3", 1, b.lng, b.lat, "delivered", at(r, 12), 200.0),  # implausible
-        Order("eleme", "b-el-1", 3, b.lng, b.lat, "delivered", at(r, 12, 10), 4.0, entry_method="order_show",
-              parking="rider_bay"),
+        Order(
+            "eleme",
+            "b-el-1",
+            3,
+            b.lng,
+            b.lat,
+            "delivered",
+            at(r, 12, 10),
+            4.0,
+            entry_method="order_show",
+            parking="rider_bay",
+        ),
         Order("eleme", "b-el-2", 4, b.lng, b.lat, "delivered", at(r, 12, 20), 5.0, locker_used=True),
-        Order("sf", "b-sf-1", 5, b.lng, b.lat, "delivered", at(r, 17), 6.0, entry_method="code_scan",
-              parking="rider_bay", elderly_meal=True, bd09=True),
-        Order("sf", "b-sf-2", 6, b.lng, b.lat, "delivered", at(r, 17, 30), 7.0, entry_method="registration",
-              parking="roadside"),
+        Order(
+            "sf",
+            "b-sf-1",
+            5,
+            b.lng,
+            b.lat,
+            "delivered",
+            at(r, 17),
+            6.0,
+            entry_method="code_scan",
+            parking="rider_bay",
+            elderly_meal=True,
+            bd09=True,
+        ),
+        Order(
+            "sf",
+            "b-sf-2",
+            6,
+            b.lng,
+            b.lat,
+            "delivered",
+            at(r, 17, 30),
+            7.0,
+            entry_method="registration",
+            parking="roadside",
+        ),
         # Placed at 23:50, delivered after midnight: still the reporting date's delivery.
-        Order("shansong", "b-ss-1", 7, b.lng, b.lat, "delivered", at(r, 23, 50), 8.0,
-              entry_method="code_scan", parking="rider_bay"),
+        Order(
+            "shansong",
+            "b-ss-1",
+            7,
+            b.lng,
+            b.lat,
+            "delivered",
+            at(r, 23, 50),
+            8.0,
+            entry_method="code_scan",
+            parking="rider_bay",
+        ),
         Order("shansong", "b-ss-2", 8, b.lng, b.lat, "cancelled", at(r, 19)),
     ]
     # The small unit: 3 deliveries by 3 riders on the reporting date (suppressed).
     for n in (1, 2, 3):
-        orders.append(Order("shansong", f"small-{n}", n, s.small.lng, s.small.lat, "delivered", at(r, 9 + n),
-                            4.0))
+        orders.append(Order("shansong", f"small-{n}", n, s.small.lng, s.small.lat, "delivered", at(r, 9 + n), 4.0))
     # A destination in no unit's radius (Shanghai: inside China, so loaded, but unmatched).
     orders.append(Order("meituan", "nowhere-1", 9, 121.47, 31.23, "delivered", at(r, 15), 5.0))
     # Orders the incremental test corrects later: one inside the reprocess window, one outside it.
@@ -311,8 +479,14 @@ def build_orders(s: Scenario) -> list[Order]:
 
 # ------------------------------------------------------------------------------------------ stations
 def station_event(event_id: str, station: str, ts: datetime, who: int, kind: str, **extra) -> dict:
-    return {"event_id": event_id, "station_id": station, "ts": ts.isoformat(timespec="seconds"),
-            "rider_phone": rider(who), "type": kind, **extra}
+    return {
+        "event_id": event_id,
+        "station_id": station,
+        "ts": ts.isoformat(timespec="seconds"),
+        "rider_phone": rider(who),
+        "type": kind,
+        **extra,
+    }
 
 
 def build_station_files() -> dict[date, list[dict]]:
@@ -323,19 +497,41 @@ def build_station_files() -> dict[date, list[dict]]:
         today.append(station_event(f"in-{n}", "NF-0001", at(r, 10), n, "check_in"))
         today.append(station_event(f"out-{n}", "NF-0001", at(r, 10, stay), n, "check_out"))
         today.append(station_event(f"chg-{n}", "NF-0001", at(r, 10, 5), n, "service", service="charging"))
-        today.append(station_event(f"earn-{n}", "NF-0001", at(r, 9), n, "points_earn", points=10,
-                                   reason="volunteer_event", team_id="VT-01"))
+        today.append(
+            station_event(
+                f"earn-{n}", "NF-0001", at(r, 9), n, "points_earn", points=10, reason="volunteer_event", team_id="VT-01"
+            )
+        )
     today += [
         station_event("in-6", "NF-0001", at(r, 11), 6, "check_in"),  # never checks out
         station_event("water-1", "NF-0001", at(r, 10, 6), 1, "service", service="water"),
         station_event("meal-1", "NF-0001", at(r, 12), 1, "service", service="meal", meal_price_cents=1500),
         station_event("meal-2", "NF-0001", at(r, 12), 2, "service", service="meal", meal_price_cents=2500),
-        station_event("haz-1", "NF-0001", at(r, 9, 30), 1, "points_earn", points=5, reason="hazard_report",
-                      team_id="VT-01", report_valid=True),
-        station_event("haz-2", "NF-0001", at(r, 9, 30), 2, "points_earn", points=5, reason="hazard_report",
-                      team_id="VT-01", report_valid=False),
-        station_event("assist-1", "NF-0001", at(r, 9, 40), 3, "points_earn", points=20,
-                      reason="emergency_assist", team_id="VT-01"),
+        station_event(
+            "haz-1",
+            "NF-0001",
+            at(r, 9, 30),
+            1,
+            "points_earn",
+            points=5,
+            reason="hazard_report",
+            team_id="VT-01",
+            report_valid=True,
+        ),
+        station_event(
+            "haz-2",
+            "NF-0001",
+            at(r, 9, 30),
+            2,
+            "points_earn",
+            points=5,
+            reason="hazard_report",
+            team_id="VT-01",
+            report_valid=False,
+        ),
+        station_event(
+            "assist-1", "NF-0001", at(r, 9, 40), 3, "points_earn", points=20, reason="emergency_assist", team_id="VT-01"
+        ),
         station_event("redeem-1", "NF-0001", at(r, 16), 1, "points_redeem", points=5, item="towel"),
         station_event("redeem-2", "NF-0001", at(r, 16), 2, "points_redeem", points=3, item="soap"),
         # Late: the previous day's check-in, delivered in this day's file.
@@ -366,8 +562,10 @@ def create_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 # The loader's audit row without duplicates_removed (0 unless a test says otherwise).
-INSERT_LOAD_AUDIT = ("insert into raw.load_audit (source, business_date, fetch_id, fetched, loaded, quarantined, "
-                     "loaded_at) values (?, ?, ?, ?, ?, ?, ?)")
+INSERT_LOAD_AUDIT = (
+    "insert into raw.load_audit (source, business_date, fetch_id, fetched, loaded, quarantined, "
+    "loaded_at) values (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 ID_FIELD = {"meituan": "order_id", "eleme": "open_order_code", "sf": "sf_order_id", "shansong": "orderNo"}
@@ -383,8 +581,10 @@ def replace_order_partition(con: duckdb.DuckDBPyConnection, orders: list[Order],
         con.execute(f"delete from raw.{platform}_orders where business_date = ?", [day])
         con.executemany(
             f"insert into raw.{platform}_orders values (?, ?, ?, ?, 'page-00001.json.gz', ?, ?)",
-            [[o.order_id, day, json.dumps(encode(o), ensure_ascii=False), fetch_id, n, loaded_at]
-             for n, o in enumerate(part, start=1)],
+            [
+                [o.order_id, day, json.dumps(encode(o), ensure_ascii=False), fetch_id, n, loaded_at]
+                for n, o in enumerate(part, start=1)
+            ],
         )
 
 
@@ -393,8 +593,7 @@ def load_station_files(con: duckdb.DuckDBPyConnection, files: dict[date, list[di
     for day, events in files.items():
         con.executemany(
             "insert into raw.station_events values (?, ?, ?, ?, 'page-00001.ndjson.gz', ?, ?)",
-            [[e["event_id"], day, json.dumps(e), f"fetch-{day}", n, loaded_at]
-             for n, e in enumerate(events, start=1)],
+            [[e["event_id"], day, json.dumps(e), f"fetch-{day}", n, loaded_at] for n, e in enumerate(events, start=1)],
         )
 
 
@@ -404,13 +603,30 @@ def run_dbt_build(data_dir: Path, business_date: date, *extra: str) -> subproces
     env = {**os.environ, "XIHU_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1"}
     # The dims only the marts' relationships tests read are named too; "cautious" keeps out the tests of
     # other marts (another engineer's) that merely point at a selected model.
-    select = [f"+{mart}" for mart in CORE_MARTS] + ["+dim_stations", "+dim_streets", "+dim_units",
-                                                    "+dim_volunteer_teams"]
+    select = [f"+{mart}" for mart in CORE_MARTS] + [
+        "+dim_stations",
+        "+dim_streets",
+        "+dim_units",
+        "+dim_volunteer_teams",
+    ]
     cmd = [
-        str(DBT), "build", "--profiles-dir", str(DBT_PROJECT), "--project-dir", str(DBT_PROJECT),
-        "--target-path", str(data_dir / "dbt" / "target"), "--log-path", str(data_dir / "dbt" / "logs"),
-        "--vars", json.dumps(dbt_vars(business_date=business_date.isoformat())),
-        "--select", *select, "--indirect-selection", "cautious", *extra,
+        str(DBT),
+        "build",
+        "--profiles-dir",
+        str(DBT_PROJECT),
+        "--project-dir",
+        str(DBT_PROJECT),
+        "--target-path",
+        str(data_dir / "dbt" / "target"),
+        "--log-path",
+        str(data_dir / "dbt" / "logs"),
+        "--vars",
+        json.dumps(dbt_vars(business_date=business_date.isoformat())),
+        "--select",
+        *select,
+        "--indirect-selection",
+        "cautious",
+        *extra,
     ]
     result = subprocess.run(cmd, cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
@@ -443,8 +659,9 @@ class BuiltWarehouse:
         return dict(zip(names, rows[0], strict=True))
 
 
-def record_loads(con: duckdb.DuckDBPyConnection, sources: Iterable[str], days: Iterable[date], fetch_id: str,
-                 fetched_at: datetime) -> None:
+def record_loads(
+    con: duckdb.DuckDBPyConnection, sources: Iterable[str], days: Iterable[date], fetch_id: str, fetched_at: datetime
+) -> None:
     """The loader's raw.load_audit row of each (source, day), counts from what raw holds (an empty partition
     is a load of 0 records), fetched at ``fetched_at`` (past the correction window as the loader decides)."""
     for source in sources:
@@ -454,7 +671,8 @@ def record_loads(con: duckdb.DuckDBPyConnection, sources: Iterable[str], days: I
             con.execute(
                 "insert into raw.load_audit (source, business_date, fetch_id, fetched, loaded, quarantined, "
                 "loaded_at, fetched_at, past_correction_window) values (?, ?, ?, ?, ?, 0, now(), ?, ?)",
-                [source, day, fetch_id, n, n, fetched_at, past_correction_window(source, day, fetched_at)])
+                [source, day, fetch_id, n, n, fetched_at, past_correction_window(source, day, fetched_at)],
+            )
 
 
 def write_raw_warehouse(data_dir: Path, scenario: Scenario, orders: list[Order]) -> None:
@@ -467,8 +685,9 @@ def write_raw_warehouse(data_dir: Path, scenario: Scenario, orders: list[Order])
         # Every platform was fetched for every day of the scenario, long after it (all final); the station
         # files of the days they cover (the last, R+1, provisional: no file of R+2).
         first, last = (f(o.ordered.astimezone(CST).date() for o in orders) for f in (min, max))
-        record_loads(con, PLATFORMS, [first + timedelta(days=i) for i in range((last - first).days + 1)],
-                     "fetch-1", SETTLED)
+        record_loads(
+            con, PLATFORMS, [first + timedelta(days=i) for i in range((last - first).days + 1)], "fetch-1", SETTLED
+        )
         record_loads(con, ["stations"], station_files, "fetch-1", SETTLED)
 
 

@@ -44,9 +44,9 @@ def test_unit_matching_aoi_first_then_radius_and_unmatched_kept(built):
     # In no unit's radius: kept and counted, not dropped.
     nowhere = order(built, "nowhere-1")
     assert (nowhere["unit_id"], nowhere["match_method"]) == (None, "unmatched")
-    counts = dict(built.query(
-        "select match_method, count(*) from intermediate.int_orders_matched group by match_method"
-    ))
+    counts = dict(
+        built.query("select match_method, count(*) from intermediate.int_orders_matched group by match_method")
+    )
     assert counts["unmatched"] == 1
     assert sum(counts.values()) == len(built.orders)
 
@@ -93,7 +93,8 @@ def test_unit_access_daily_busy_unit(built):
     assert row["is_friendly"] is True
     # exactly the NULLed cells, in column order
     assert row["suppressed_cells"] == (
-        "cancellations,share_parked_rider_bay,share_parked_roadside,share_locker,elderly_meal_deliveries")
+        "cancellations,share_parked_rider_bay,share_parked_roadside,share_locker,elderly_meal_deliveries"
+    )
 
 
 def test_unit_access_daily_suppresses_small_unit(built):
@@ -110,13 +111,16 @@ def test_unit_access_daily_suppresses_small_unit(built):
 def test_friendly_effect_difference_in_differences(built):
     units = seed_units().values()
     # The reporting window: the after window [a+7, a+34] ended within the 365 days up to R.
-    adopted = [u for u in units if u.friendly_since
-               and R - timedelta(days=365) < u.friendly_since + timedelta(days=34) <= R]
+    adopted = [
+        u for u in units if u.friendly_since and R - timedelta(days=365) < u.friendly_since + timedelta(days=34) <= R
+    ]
     rows = {
-        r[0]: r for r in built.query(
+        r[0]: r
+        for r in built.query(
             "select unit_type, units_adopted, units_measured, after_window_deliveries, naive_saving_min, "
             "did_saving_min, did_saving_ci_low_min, deliveries_last_30_days, rider_hours_saved_per_month, "
-            "suppressed_cells from marts.friendly_effect where reporting_date = ?", [R],
+            "suppressed_cells from marts.friendly_effect where reporting_date = ?",
+            [R],
         )
     }
     assert set(rows) == {u.unit_type for u in units} | {"all"}
@@ -139,9 +143,7 @@ def test_friendly_effect_difference_in_differences(built):
 
 # ------------------------------------------------------------------------------ stations
 def test_station_usage_daily(built):
-    row = built.row(
-        "select * from marts.station_usage_daily where station_id = 'NF-0001' and event_date = ?", [R]
-    )
+    row = built.row("select * from marts.station_usage_daily where station_id = 'NF-0001' and event_date = ?", [R])
     assert row["visits"] == 6  # 6 check-ins; the at-least-once copy in the next file counts once
     assert row["distinct_riders"] == 6
     assert row["median_stay_min"] == pytest.approx(30.0)  # stays 10..50; rider 6 never checks out
@@ -150,7 +152,11 @@ def test_station_usage_daily(built):
     assert row["canteen_meals"] is None and row["avg_meal_price_cents"] is None  # 2 riders
     assert row["points_redeemed"] is None  # 2 riders
     assert set(row["suppressed_cells"].split(",")) == {
-        "services_water", "canteen_meals", "avg_meal_price_cents", "points_redeemed"}
+        "services_water",
+        "canteen_meals",
+        "avg_meal_price_cents",
+        "points_redeemed",
+    }
     # The late check-in came in R's file but belongs to its own date, R-1.
     late = built.row(
         "select * from marts.station_usage_daily where station_id = 'NF-0002' and event_date = ?",
@@ -202,7 +208,8 @@ def test_street_coverage_monthly(built):
     delivered = [
         (o, next(u for prefix, u in unit_of.items() if o.order_id.startswith(prefix)))
         for o in built.orders
-        if o.status == "delivered" and any(o.order_id.startswith(p) for p in unit_of)
+        if o.status == "delivered"
+        and any(o.order_id.startswith(p) for p in unit_of)
         and o.ordered.astimezone(CST).date().month == 11
     ]
     mine = [(o, u) for o, u in delivered if u.street_id == street]
@@ -221,7 +228,8 @@ def test_no_rider_key_in_any_mart(built):
     for mart in CORE_MARTS:
         columns = built.query(
             "select column_name, data_type from information_schema.columns "
-            "where table_schema = 'marts' and table_name = ?", [mart],
+            "where table_schema = 'marts' and table_name = ?",
+            [mart],
         )
         assert columns, mart
         assert not any("rider_key" in name or "phone" in name for name, _ in columns), mart
@@ -239,8 +247,9 @@ def test_incremental_rebuild_takes_late_corrections_inside_the_window_only(built
         # D-40: changed in raw, but outside the window, so the incremental run leaves it alone.
         "old-1": dict(status="cancelled"),
     }
-    orders = [dataclasses.replace(o, **corrected[o.order_id]) if o.order_id in corrected else o
-              for o in built_copy.orders]
+    orders = [
+        dataclasses.replace(o, **corrected[o.order_id]) if o.order_id in corrected else o for o in built_copy.orders
+    ]
     partitions = {(o.platform, o.ordered.astimezone(CST).date()) for o in orders if o.order_id in corrected}
     with duckdb.connect(str(built_copy.path)) as con:
         reloaded = [o for o in orders if (o.platform, o.ordered.astimezone(CST).date()) in partitions]

@@ -36,8 +36,13 @@ RADIUS_M = 1000  # dbt_project.yml var service_radius_m
 EARTH_RADIUS_M = 6371008.8
 
 MY_MODELS = [
-    "stg_union__members", "stg_union__orgs", "union_members_snapshot", "union_coverage_monthly",
-    "service_circle_daily", "district_daily_kpis", "pipeline_runs",
+    "stg_union__members",
+    "stg_union__orgs",
+    "union_members_snapshot",
+    "union_coverage_monthly",
+    "service_circle_daily",
+    "district_daily_kpis",
+    "pipeline_runs",
 ]
 OCT30, OCT31, NOV1, NOV2 = date(2026, 10, 30), date(2026, 10, 31), date(2026, 11, 1), date(2026, 11, 2)
 LOADED_AT = datetime(2026, 11, 3, 1, 40, tzinfo=CST)
@@ -50,8 +55,7 @@ def rider(i: int) -> str:
 
 def distance_m(lng1: float, lat1: float, lng2: float, lat2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = (math.sin((p2 - p1) / 2) ** 2
-         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lng2 - lng1) / 2) ** 2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lng2 - lng1) / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
@@ -66,49 +70,117 @@ def epoch(day: date, hour: int, minute: int = 0) -> int:
 
 def meituan_order(order_id: str, day: date, rider_no: int, lng: float, lat: float) -> dict:
     return {
-        "order_id": order_id, "courier_id": f"c{rider_no}", "courier_phone": rider(rider_no),
-        "poi_id": "p1", "recipient_lng": lng, "recipient_lat": lat, "recipient_aoi_id": None, "status": 50,
-        "platform_order_time": epoch(day, 12), "grab_time": epoch(day, 12, 1),
-        "fetch_time": epoch(day, 12, 10), "gate_arrive_time": epoch(day, 12, 20),
-        "arrive_time": epoch(day, 12, 25), "entry_method": "code_scan", "parking": "rider_bay",
-        "locker_used": False, "elderly_meal": False, "distance_m": 1200, "fee_cents": 650,
+        "order_id": order_id,
+        "courier_id": f"c{rider_no}",
+        "courier_phone": rider(rider_no),
+        "poi_id": "p1",
+        "recipient_lng": lng,
+        "recipient_lat": lat,
+        "recipient_aoi_id": None,
+        "status": 50,
+        "platform_order_time": epoch(day, 12),
+        "grab_time": epoch(day, 12, 1),
+        "fetch_time": epoch(day, 12, 10),
+        "gate_arrive_time": epoch(day, 12, 20),
+        "arrive_time": epoch(day, 12, 25),
+        "entry_method": "code_scan",
+        "parking": "rider_bay",
+        "locker_used": False,
+        "elderly_meal": False,
+        "distance_m": 1200,
+        "fee_cents": 650,
     }
 
 
-def member(no: str, union: str, status: str, changed: str, joined: str, rider_no: int | None,
-           occupation: str = "外卖配送员", platform: str = "美团", street: str = "北山街道",
-           id_check: str = "valid") -> dict:
+def member(
+    no: str,
+    union: str,
+    status: str,
+    changed: str,
+    joined: str,
+    rider_no: int | None,
+    occupation: str = "外卖配送员",
+    platform: str = "美团",
+    street: str = "北山街道",
+    id_check: str = "valid",
+) -> dict:
     """One row of the union export as the loader stores it (all strings, PII hashed, derived columns)."""
     return {
-        "会员编号": no, "姓名": HASHER.hash(f"name{no}", "name"), "性别": "男",
-        "身份证号": HASHER.hash(f"33010619900101{no}", "id"), "手机号": rider(rider_no) if rider_no else None,
-        "申报出生年份": "1990", "所属工会编码": union, "入会日期": joined, "会员状态": status,
-        "状态变更日期": changed, "职业类别": occupation, "所属平台": platform, "居住街道": street,
-        "出生年份": "1990", "性别代码": "M", "身份证校验": id_check,
+        "会员编号": no,
+        "姓名": HASHER.hash(f"name{no}", "name"),
+        "性别": "男",
+        "身份证号": HASHER.hash(f"33010619900101{no}", "id"),
+        "手机号": rider(rider_no) if rider_no else None,
+        "申报出生年份": "1990",
+        "所属工会编码": union,
+        "入会日期": joined,
+        "会员状态": status,
+        "状态变更日期": changed,
+        "职业类别": occupation,
+        "所属平台": platform,
+        "居住街道": street,
+        "出生年份": "1990",
+        "性别代码": "M",
+        "身份证校验": id_check,
     }
 
 
 ORGS = [
-    {"工会编码": "ST01", "工会名称": "西湖区新就业形态街道总工会", "上级工会编码": "", "类型": "街道总工会",
-     "成立日期": "2020-01-01"},
-    {"工会编码": "FD01", "工会名称": "外卖配送行业工会联合会", "上级工会编码": "ST01",
-     "类型": "行业工会联合会", "成立日期": "2021/3/1"},
-    {"工会编码": "FR01", "工会名称": "网约车行业工会联合会", "上级工会编码": "ST01",
-     "类型": "行业工会联合会", "成立日期": "20210301"},
-    {"工会编码": "EU01", "工会名称": "美团西湖站点工会", "上级工会编码": "FD01", "类型": "企业工会",
-     "成立日期": "2022-05-01"},
-    {"工会编码": "EU02", "工会名称": "滴滴西湖工会", "上级工会编码": "FR01", "类型": "企业工会",
-     "成立日期": "2022-05-01"},
+    {
+        "工会编码": "ST01",
+        "工会名称": "西湖区新就业形态街道总工会",
+        "上级工会编码": "",
+        "类型": "街道总工会",
+        "成立日期": "2020-01-01",
+    },
+    {
+        "工会编码": "FD01",
+        "工会名称": "外卖配送行业工会联合会",
+        "上级工会编码": "ST01",
+        "类型": "行业工会联合会",
+        "成立日期": "2021/3/1",
+    },
+    {
+        "工会编码": "FR01",
+        "工会名称": "网约车行业工会联合会",
+        "上级工会编码": "ST01",
+        "类型": "行业工会联合会",
+        "成立日期": "20210301",
+    },
+    {
+        "工会编码": "EU01",
+        "工会名称": "美团西湖站点工会",
+        "上级工会编码": "FD01",
+        "类型": "企业工会",
+        "成立日期": "2022-05-01",
+    },
+    {
+        "工会编码": "EU02",
+        "工会名称": "滴滴西湖工会",
+        "上级工会编码": "FR01",
+        "类型": "企业工会",
+        "成立日期": "2022-05-01",
+    },
 ]
 
 # Export of 31 October. Riders 1-5 deliver on meituan and are members; rider 6 delivers and is not one.
 EXPORT_OCT31 = [
     member("M1", "EU01", "在册", "2025/8/3", "2025/8/3", 1),
-    member("M2", "EU01", "在册", "20261005", "20261005", 2),           # joined in October
-    member("M3", "EU01", "在册", "2026-10-10", "2026-10-10", 3),       # joined in October
-    member("M4", "EU01", "退会", "2026/10/20", "2024-01-01", 4),       # withdrew in October
-    member("M5", "EU02", "在册", "2023-06-01", "2023-06-01", None,     # no phone, never an active rider
-           occupation="网约车司机", platform="滴滴", street="西溪街道", id_check="bad_check_digit"),
+    member("M2", "EU01", "在册", "20261005", "20261005", 2),  # joined in October
+    member("M3", "EU01", "在册", "2026-10-10", "2026-10-10", 3),  # joined in October
+    member("M4", "EU01", "退会", "2026/10/20", "2024-01-01", 4),  # withdrew in October
+    member(
+        "M5",
+        "EU02",
+        "在册",
+        "2023-06-01",
+        "2023-06-01",
+        None,  # no phone, never an active rider
+        occupation="网约车司机",
+        platform="滴滴",
+        street="西溪街道",
+        id_check="bad_check_digit",
+    ),
     # a transfer on one day: listed under both unions, the row in good standing wins
     member("M6", "EU02", "退会", "2026-10-15", "2024-03-01", 5),
     member("M6", "EU01", "在册", "2026-10-15", "2024-03-01", 5),
@@ -123,8 +195,10 @@ EXPORT_NOV2 = [row for row in EXPORT_OCT31 if row["会员编号"] != "M3"] + [
 def insert_records(con, table: str, day: date, fetch_id: str, records: list[tuple[str, dict]]) -> None:
     con.executemany(
         f"insert into raw.{table} values (?, ?, ?, ?, 'page-00001.json.gz', ?, ?)",
-        [(rid, day, json.dumps(payload, ensure_ascii=False), fetch_id, n, LOADED_AT)
-         for n, (rid, payload) in enumerate(records, start=1)],
+        [
+            (rid, day, json.dumps(payload, ensure_ascii=False), fetch_id, n, LOADED_AT)
+            for n, (rid, payload) in enumerate(records, start=1)
+        ],
     )
 
 
@@ -141,15 +215,19 @@ class Scenario:
     def __init__(self) -> None:
         rest = [s for s in seed("stations") if s["station_kind"] == "rest_station"]
         self.stations = [
-            (s["station_id"], float(s["lng"]), float(s["lat"]), date.fromisoformat(s["opened_on"]))
-            for s in rest
+            (s["station_id"], float(s["lng"]), float(s["lat"]), date.fromisoformat(s["opened_on"])) for s in rest
         ]
-        candidates = sorted((s for s in self.stations if s[3] < date(2026, 9, 1)), key=lambda s: s[3],
-                            reverse=True)
+        candidates = sorted((s for s in self.stations if s[3] < date(2026, 9, 1)), key=lambda s: s[3], reverse=True)
         for station_id, lng, lat, opened in candidates:
-            lonely = [p for p in self._ring(lng, lat, 600)
-                      if all(distance_m(*p, s_lng, s_lat) > RADIUS_M
-                             for other, s_lng, s_lat, _ in self.stations if other != station_id)]
+            lonely = [
+                p
+                for p in self._ring(lng, lat, 600)
+                if all(
+                    distance_m(*p, s_lng, s_lat) > RADIUS_M
+                    for other, s_lng, s_lat, _ in self.stations
+                    if other != station_id
+                )
+            ]
             if len(lonely) >= 3:
                 self.t_lng, self.t_lat, self.d2, self.lonely = lng, lat, opened, lonely[:3]
                 break
@@ -161,8 +239,11 @@ class Scenario:
         east = self._ring(self.t_lng, self.t_lat, 995)[0], self._ring(self.t_lng, self.t_lat, 1005)[0]
         self.orders: list[tuple[str, date, int, float, float]] = []
         for day in (self.d1, self.d2):
-            points = [(self.t_lng + rng.uniform(-0.02, 0.02), self.t_lat + rng.uniform(-0.02, 0.02))
-                      for _ in range(180)] + self.lonely + list(east)
+            points = (
+                [(self.t_lng + rng.uniform(-0.02, 0.02), self.t_lat + rng.uniform(-0.02, 0.02)) for _ in range(180)]
+                + self.lonely
+                + list(east)
+            )
             for n, (lng, lat) in enumerate(points):
                 self.orders.append((f"C{day:%m%d}-{n:03d}", day, 11 + n % 6, lng, lat))
 
@@ -171,8 +252,10 @@ class Scenario:
         """36 points at ``metres`` around (lng, lat), the first due east."""
         d_lat = math.degrees(metres / EARTH_RADIUS_M)
         d_lng = d_lat / math.cos(math.radians(lat))
-        return [(lng + d_lng * math.cos(math.radians(a)), lat + d_lat * math.sin(math.radians(a)))
-                for a in range(0, 360, 10)]
+        return [
+            (lng + d_lng * math.cos(math.radians(a)), lat + d_lat * math.sin(math.radians(a)))
+            for a in range(0, 360, 10)
+        ]
 
     def check_ins(self) -> list[tuple[int, date]]:
         """(rider, day) check-ins: rider 11 on the first day of d2's 30-day window, rider 12 the day before
@@ -180,17 +263,32 @@ class Scenario:
         return [(11, self.d2 - timedelta(days=29)), (12, self.d2 - timedelta(days=30)), (13, self.d2)]
 
     def within_reach(self, day: date, lng: float, lat: float) -> bool:
-        return any(opened <= day and distance_m(lng, lat, s_lng, s_lat) <= RADIUS_M
-                   for _, s_lng, s_lat, opened in self.stations)
+        return any(
+            opened <= day and distance_m(lng, lat, s_lng, s_lat) <= RADIUS_M
+            for _, s_lng, s_lat, opened in self.stations
+        )
 
 
 def dbt(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "XIHU_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1"}
     return subprocess.run(
-        [str(DBT), *args, "--profiles-dir", ".", "--vars", json.dumps(dbt_vars()),
-         "--target-path", str(data_dir / "target"),
-         "--log-path", str(data_dir / "logs")],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=900,
+        [
+            str(DBT),
+            *args,
+            "--profiles-dir",
+            ".",
+            "--vars",
+            json.dumps(dbt_vars()),
+            "--target-path",
+            str(data_dir / "target"),
+            "--log-path",
+            str(data_dir / "logs"),
+        ],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -201,8 +299,18 @@ def build(data_dir: Path) -> None:
     models under test here."""
     parents = " ".join(f"+{name}" for name in MY_MODELS)
     # the dims: no model here reads them, but the relationships tests of these marts do
-    done = dbt(data_dir, "build", "--select", parents, "+dim_streets", "+dim_units", "+dim_union_orgs",
-               "--exclude-resource-type", "test", "unit_test")
+    done = dbt(
+        data_dir,
+        "build",
+        "--select",
+        parents,
+        "+dim_streets",
+        "+dim_units",
+        "+dim_union_orgs",
+        "--exclude-resource-type",
+        "test",
+        "unit_test",
+    )
     assert done.returncode == 0, done.stdout[-6000:]
     tested = dbt(data_dir, "test", "--select", " ".join(MY_MODELS))
     assert tested.returncode == 0, tested.stdout[-6000:]
@@ -225,39 +333,79 @@ def built(tmp_path_factory):
         con.execute(raw_schema_ddl())
         # coverage riders: 1-6 deliver on 30/31 October and 1/2 November at the first unit's centre
         for day in (OCT30, OCT31, NOV1, NOV2):
-            insert_records(con, "meituan_orders", day, "run_b", [
-                (f"K{day:%m%d}-{i}", meituan_order(f"K{day:%m%d}-{i}", day, i, unit_lng, unit_lat))
-                for i in range(1, 7)
-            ])
+            insert_records(
+                con,
+                "meituan_orders",
+                day,
+                "run_b",
+                [
+                    (f"K{day:%m%d}-{i}", meituan_order(f"K{day:%m%d}-{i}", day, i, unit_lng, unit_lat))
+                    for i in range(1, 7)
+                ],
+            )
         for day in (scenario.d1, scenario.d2):
-            insert_records(con, "meituan_orders", day, "run_circle", [
-                (oid, meituan_order(oid, d, r, lng, lat))
-                for oid, d, r, lng, lat in scenario.orders if d == day
-            ])
+            insert_records(
+                con,
+                "meituan_orders",
+                day,
+                "run_circle",
+                [(oid, meituan_order(oid, d, r, lng, lat)) for oid, d, r, lng, lat in scenario.orders if d == day],
+            )
         check_ins = scenario.check_ins() + [(1, NOV1)]
         events = [
-            (f"e{n}", {"event_id": f"e{n}", "station_id": "NF-0001", "type": "check_in",
-                       "ts": f"{day.isoformat()}T09:00:00+08:00", "rider_phone": rider(r)})
+            (
+                f"e{n}",
+                {
+                    "event_id": f"e{n}",
+                    "station_id": "NF-0001",
+                    "type": "check_in",
+                    "ts": f"{day.isoformat()}T09:00:00+08:00",
+                    "rider_phone": rider(r),
+                },
+            )
             for n, (r, day) in enumerate(check_ins)
         ] + [
-            ("p1", {"event_id": "p1", "station_id": "NF-0001", "type": "points_earn", "points": 10,
-                    "reason": "elderly_meal", "team_id": "VT-01", "ts": "2026-11-01T10:00:00+08:00",
-                    "rider_phone": rider(1)}),
-            ("p2", {"event_id": "p2", "station_id": "NF-0001", "type": "points_redeem", "points": 4,
-                    "item": "towel", "ts": "2026-11-01T11:00:00+08:00", "rider_phone": rider(1)}),
+            (
+                "p1",
+                {
+                    "event_id": "p1",
+                    "station_id": "NF-0001",
+                    "type": "points_earn",
+                    "points": 10,
+                    "reason": "elderly_meal",
+                    "team_id": "VT-01",
+                    "ts": "2026-11-01T10:00:00+08:00",
+                    "rider_phone": rider(1),
+                },
+            ),
+            (
+                "p2",
+                {
+                    "event_id": "p2",
+                    "station_id": "NF-0001",
+                    "type": "points_redeem",
+                    "points": 4,
+                    "item": "towel",
+                    "ts": "2026-11-01T11:00:00+08:00",
+                    "rider_phone": rider(1),
+                },
+            ),
         ]
         insert_records(con, "station_events", NOV2, "run_b", events)
         insert_records(con, "union_orgs", OCT31, "run_a", [(o["工会编码"], o) for o in ORGS])
         insert_records(con, "union_members", OCT31, "run_a", export_records(EXPORT_OCT31))
         # run_a loaded 1 November with one bad record; run_b re-pulled it (the D-1 re-pull) and replaced it
         # run_b's 2 November: one record quarantined, one further copy of a loaded record removed
-        con.executemany("insert into raw.load_audit (source, business_date, fetch_id, fetched, loaded, "
-                        "quarantined, loaded_at, duplicates_removed) values (?, ?, ?, ?, ?, ?, ?, ?)", [
-            ("meituan", NOV1, "run_a", 7, 6, 1, LOADED_AT - timedelta(days=1), 0),
-            ("meituan", NOV1, "run_b", 7, 7, 0, LOADED_AT, 0),
-            ("meituan", NOV2, "run_b", 8, 6, 1, LOADED_AT, 1),
-            ("union_members", NOV2, "run_b", 8, 8, 0, LOADED_AT, 0),
-        ])
+        con.executemany(
+            "insert into raw.load_audit (source, business_date, fetch_id, fetched, loaded, "
+            "quarantined, loaded_at, duplicates_removed) values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ("meituan", NOV1, "run_a", 7, 6, 1, LOADED_AT - timedelta(days=1), 0),
+                ("meituan", NOV1, "run_b", 7, 7, 0, LOADED_AT, 0),
+                ("meituan", NOV2, "run_b", 8, 6, 1, LOADED_AT, 1),
+                ("union_members", NOV2, "run_b", 8, 8, 0, LOADED_AT, 0),
+            ],
+        )
         # The daily figures' other sources were fetched too, long after the days (final: their status is
         # int_source_date_status's), as one run of its own, run_circle, left out of the pipeline_runs checks:
         # the platforms without orders here (empty partitions) on 1/2 November and every platform on the
@@ -269,18 +417,28 @@ def built(tmp_path_factory):
             "duplicates_removed, fetched_at, past_correction_window) values (?, ?, 'run_circle', ?, ?, 0, ?, 0, ?, "
             "true)",
             [(p, day, 0, 0, LOADED_AT, settled) for p in ("eleme", "sf", "shansong") for day in (NOV1, NOV2)]
-            + [(p, day, n, n, LOADED_AT, settled) for p in ("meituan", "eleme", "sf", "shansong")
-               for day in (scenario.d1, scenario.d2)
-               for n in [sum(o[1] == day for o in scenario.orders) if p == "meituan" else 0]]
-            + [("stations", day, 0, 0, LOADED_AT, settled) for day in [NOV1, NOV2, *circle_days]])
-        con.executemany("insert into raw.quarantine values (?, ?, ?, 'page-00001.json.gz', ?, ?, '{}', ?)", [
-            ("meituan", NOV1, "run_a", 3, "bad_coordinates", LOADED_AT),
-            ("meituan", NOV2, "run_b", 4, "wrong_type:recipient_lng", LOADED_AT),
-        ])
+            + [
+                (p, day, n, n, LOADED_AT, settled)
+                for p in ("meituan", "eleme", "sf", "shansong")
+                for day in (scenario.d1, scenario.d2)
+                for n in [sum(o[1] == day for o in scenario.orders) if p == "meituan" else 0]
+            ]
+            + [("stations", day, 0, 0, LOADED_AT, settled) for day in [NOV1, NOV2, *circle_days]],
+        )
+        con.executemany(
+            "insert into raw.quarantine values (?, ?, ?, 'page-00001.json.gz', ?, ?, '{}', ?)",
+            [
+                ("meituan", NOV1, "run_a", 3, "bad_coordinates", LOADED_AT),
+                ("meituan", NOV2, "run_b", 4, "wrong_type:recipient_lng", LOADED_AT),
+            ],
+        )
 
     build(data_dir)
-    runs_before_gates = query(warehouse, "select run_id, business_date, publication_status, raw_suites "
-                                         "from marts.pipeline_runs where run_id <> 'run_circle' order by all")
+    runs_before_gates = query(
+        warehouse,
+        "select run_id, business_date, publication_status, raw_suites "
+        "from marts.pipeline_runs where run_id <> 'run_circle' order by all",
+    )
 
     with duckdb.connect(str(warehouse)) as con:
         insert_records(con, "union_members", NOV2, "run_b", export_records(EXPORT_NOV2))
@@ -303,24 +461,32 @@ def built(tmp_path_factory):
     return {"warehouse": warehouse, "scenario": scenario, "runs_before_gates": runs_before_gates}
 
 
-COVERAGE_COLUMNS = ("active_riders, active_riders_in_good_standing, coverage_rate, members_in_good_standing, "
-                    "new_members, withdrawals, expulsions, suppressed_cells, membership_as_of")
+COVERAGE_COLUMNS = (
+    "active_riders, active_riders_in_good_standing, coverage_rate, members_in_good_standing, "
+    "new_members, withdrawals, expulsions, suppressed_cells, membership_as_of"
+)
 
 
-def coverage_row(built, month: date, platform: str, occupation: str, basis: str, street_id: str, level: str,
-                 org: str):
-    rows = query(built["warehouse"], f"""
+def coverage_row(built, month: date, platform: str, occupation: str, basis: str, street_id: str, level: str, org: str):
+    rows = query(
+        built["warehouse"],
+        f"""
         select {COVERAGE_COLUMNS} from marts.union_coverage_monthly
         where month = ? and platform = ? and occupation = ? and street_basis = ? and street_id = ?
-          and org_level = ? and union_org_code = ?""", [month, platform, occupation, basis, street_id, level, org])
+          and org_level = ? and union_org_code = ?""",
+        [month, platform, occupation, basis, street_id, level, org],
+    )
     assert len(rows) == 1, rows
     return rows[0]
 
 
 def test_union_staging_dedupes_transfers_and_flags_id_defects(built):
-    rows = query(built["warehouse"], """
+    rows = query(
+        built["warehouse"],
+        """
         select member_id, union_code, status, union_rows, id_check, rider_key is null
-        from staging.stg_union__members where snapshot_date = '2026-10-31' order by member_id""")
+        from staging.stg_union__members where snapshot_date = '2026-10-31' order by member_id""",
+    )
     assert [r[0] for r in rows] == ["M1", "M2", "M3", "M4", "M5", "M6"]  # 7 export rows, M6 once
     assert rows[5][1:4] == ("EU01", "in_good_standing", 2)
     assert rows[4][4:] == ("bad_check_digit", True)  # kept and flagged, not dropped
@@ -332,8 +498,7 @@ def test_coverage_october_residence_cell_by_hand(built):
     # the member-only counts and no rider figures; 4, 2 and 1 members are fewer than K people, so NULL and
     # named; the expulsions, 0, describe no one.
     # 居住街道 北山街道 is street S01
-    row = coverage_row(built, date(2026, 10, 1), "meituan", "food_delivery_rider", "residence", "S01",
-                       "all", "all")
+    row = coverage_row(built, date(2026, 10, 1), "meituan", "food_delivery_rider", "residence", "S01", "all", "all")
     assert row[:7] == (None, None, None, None, None, None, 0) and row[8] == OCT31
     assert named(row[7]) == {"members_in_good_standing", "new_members", "withdrawals"}
 
@@ -346,8 +511,7 @@ def test_coverage_november_uses_the_later_export(built):
     # 2 Nov export: M3 auto-withdrawn on 1 Nov, rider 6 joined as M7. Good standing M1 M2 M6 M7: 4, with
     # 1 new member and 1 withdrawal, all fewer than K people; the same at their union and federation.
     for level, org in (("all", "all"), ("union", "EU01"), ("industry_federation", "FD01")):
-        row = coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "residence", "S01",
-                           level, org)
+        row = coverage_row(built, date(2026, 11, 1), "meituan", "food_delivery_rider", "residence", "S01", level, org)
         assert row[:7] == (None, None, None, None, None, None, 0) and row[8] == NOV2, (level, row)
         assert named(row[7]) == {"members_in_good_standing", "new_members", "withdrawals"}, level
 
@@ -356,18 +520,27 @@ def work_streets_by_hand(built, month: date) -> dict[tuple[str, str], str]:
     """(platform, rider_key) -> work street_id, recounted in Python from the matched deliveries and the
     seeds: the street with most unit deliveries, ties to the street whose name sorts first, none ->
     no_unit_delivery."""
-    street_of = {u["unit_id"]: (s["street_name"], s["street_id"]) for u in seed("units") for s in seed("streets")
-                 if u["street_id"] == s["street_id"]}
+    street_of = {
+        u["unit_id"]: (s["street_name"], s["street_id"])
+        for u in seed("units")
+        for s in seed("streets")
+        if u["street_id"] == s["street_id"]
+    }
     votes: dict[tuple[str, str], dict[tuple[str, str], int]] = {}
-    for platform, rider_key, unit_id in query(built["warehouse"], """
+    for platform, rider_key, unit_id in query(
+        built["warehouse"],
+        """
             select platform, rider_key, unit_id from intermediate.int_orders_matched
             where is_delivered and rider_key is not null and date_trunc('month', business_date) = ?""",
-            [month]):
+        [month],
+    ):
         tally = votes.setdefault((platform, rider_key), {})
         if unit_id in street_of:
             tally[street_of[unit_id]] = tally.get(street_of[unit_id], 0) + 1
-    return {key: min(tally, key=lambda s: (-tally[s], s))[1] if tally else "no_unit_delivery"
-            for key, tally in votes.items()}
+    return {
+        key: min(tally, key=lambda s: (-tally[s], s))[1] if tally else "no_unit_delivery"
+        for key, tally in votes.items()
+    }
 
 
 def test_coverage_by_work_street_recounted(built):
@@ -383,17 +556,26 @@ def test_coverage_by_work_street_recounted(built):
             cell = expected.setdefault((platform, street), [0, 0])
             cell[0] += 1
             cell[1] += rider_key in {rider(i) for i in good_standing}
-        got = {(r[0], r[1]): r[2:] for r in query(built["warehouse"], """
+        got = {
+            (r[0], r[1]): r[2:]
+            for r in query(
+                built["warehouse"],
+                """
             select platform, street_id, active_riders, active_riders_in_good_standing, coverage_rate,
                    suppressed_cells, members_in_good_standing, new_members
             from marts.union_coverage_monthly
-            where month = ? and street_basis = 'work' and org_level = 'all'""", [month])}
+            where month = ? and street_basis = 'work' and org_level = 'all'""",
+                [month],
+            )
+        }
         assert set(got) == set(expected)
         for key, (active, good) in expected.items():
             published_active, published_good, rate, cells, *members = got[key]
-            for column, value, truth in (("active_riders", published_active, active),
-                                         ("active_riders_in_good_standing", published_good, good),
-                                         ("coverage_rate", rate, good / active)):
+            for column, value, truth in (
+                ("active_riders", published_active, active),
+                ("active_riders_in_good_standing", published_good, good),
+                ("coverage_rate", rate, good / active),
+            ):
                 if value is None:
                     assert column in named(cells), (key, column)
                 else:
@@ -418,29 +600,38 @@ def test_coverage_district_row_and_small_cells_suppressed(built):
         assert value is not None or column in named(row[7])
     # M5 alone (didi, 西溪街道: S02) is a member cell of one person: hidden; its 0 new members, withdrawals and
     # expulsions count no one and are published
-    didi = coverage_row(built, date(2026, 10, 1), "didi", "ride_hailing_driver", "residence", "S02", "all",
-                        "all")
+    didi = coverage_row(built, date(2026, 10, 1), "didi", "ride_hailing_driver", "residence", "S02", "all", "all")
     assert didi[3:7] == (None, 0, 0, 0) and named(didi[7]) == {"members_in_good_standing"}
 
 
 def test_membership_snapshot_keeps_history_by_export_date(built):
-    rows = query(built["warehouse"], """
+    rows = query(
+        built["warehouse"],
+        """
         select status, cast(dbt_valid_from as date), cast(dbt_valid_to as date)
-        from snapshots.union_members_snapshot where member_id = 'M3' order by dbt_valid_from""")
+        from snapshots.union_members_snapshot where member_id = 'M3' order by dbt_valid_from""",
+    )
     assert rows == [("in_good_standing", OCT31, NOV2), ("auto_withdrawn", NOV2, None)]
-    unchanged = query(built["warehouse"], "select count(*) from snapshots.union_members_snapshot "
-                                          "where member_id = 'M1'")
+    unchanged = query(
+        built["warehouse"], "select count(*) from snapshots.union_members_snapshot where member_id = 'M1'"
+    )
     assert unchanged == [(1,)]
 
 
 def test_service_circle_matches_brute_force(built):
     scenario: Scenario = built["scenario"]
     warehouse = built["warehouse"]
-    streets = dict(query(warehouse, """
+    streets = dict(
+        query(
+            warehouse,
+            """
         select orders.order_id, coalesce(units.street_id, 'unmatched')
         from intermediate.int_orders_matched as orders
         left join seeds.units as units using (unit_id)
-        where orders.business_date in (?, ?)""", [scenario.d1, scenario.d2]))
+        where orders.business_date in (?, ?)""",
+            [scenario.d1, scenario.d2],
+        )
+    )
     visits = scenario.check_ins()
     expected: dict[tuple, dict] = {}
     for oid, day, rider_no, lng, lat in scenario.orders:
@@ -448,16 +639,22 @@ def test_service_circle_matches_brute_force(built):
         cell["n"] += 1
         cell["within"] += scenario.within_reach(day, lng, lat)
         cell["riders"].add(rider_no)
-    got = {(r[0], r[1]): r[2:] for r in query(warehouse, """
+    got = {
+        (r[0], r[1]): r[2:]
+        for r in query(
+            warehouse,
+            """
         select business_date, street_id, deliveries, deliveries_within_reach, active_riders,
                riders_visited_30d, suppressed_cells
-        from marts.service_circle_daily where business_date in (?, ?)""", [scenario.d1, scenario.d2])}
+        from marts.service_circle_daily where business_date in (?, ?)""",
+            [scenario.d1, scenario.d2],
+        )
+    }
     assert set(got) == set(expected)
     published = 0
     for key, cell in expected.items():
         day = key[0]
-        visited = {r for r in cell["riders"] if any(v == r and day - timedelta(days=29) <= d <= day
-                                                    for v, d in visits)}
+        visited = {r for r in cell["riders"] if any(v == r and day - timedelta(days=29) <= d <= day for v, d in visits)}
         if len(cell["riders"]) < K_ANON:
             assert got[key][:4] == (None, None, None, None), key
             assert {"deliveries", "active_riders"} <= set(got[key][4].split(",")), key
@@ -465,21 +662,26 @@ def test_service_circle_matches_brute_force(built):
             published += 1
             # riders_visited_30d counts people: NULL when 1..K-1 of them visited
             small = 0 < len(visited) < K_ANON
-            assert got[key][:4] == (cell["n"], cell["within"], len(cell["riders"]),
-                                    None if small else len(visited)), key
+            assert got[key][:4] == (cell["n"], cell["within"], len(cell["riders"]), None if small else len(visited)), (
+                key
+            )
             assert ("riders_visited_30d" in got[key][4].split(",")) is small, key
     assert published >= 2  # the check above compared real figures, not only suppressed cells
     # the lonely points are reached only through T, which opens on d2
     assert [scenario.within_reach(d, *p) for d in (scenario.d1, scenario.d2) for p in scenario.lonely] == [
-        False] * 3 + [True] * 3
+        False
+    ] * 3 + [True] * 3
 
 
 def test_district_kpis_take_the_latest_load_of_each_partition(built):
-    rows = query(built["warehouse"], """
+    rows = query(
+        built["warehouse"],
+        """
         select business_date, deliveries, meituan_fetched, meituan_loaded, meituan_quarantined,
                meituan_duplicates_removed, union_members_loaded, eleme_fetched, station_visits, points_earned,
                suppressed_cells, union_coverage_month, union_coverage_rate
-        from marts.district_daily_kpis where business_date in ('2026-11-01', '2026-11-02') order by 1""")
+        from marts.district_daily_kpis where business_date in ('2026-11-01', '2026-11-02') order by 1""",
+    )
     nov1, nov2 = rows
     # 1 Nov: run_b's reload (7/7/0) replaced run_a's (7/6/1); 6 deliveries by 6 riders; rider 1's check-in
     # and points are one rider's, so those cells are suppressed and the row says so
@@ -494,21 +696,43 @@ def test_district_kpis_take_the_latest_load_of_each_partition(built):
 def test_pipeline_runs_before_and_after_the_gates(built):
     # before the gate and publisher ever ran, their tables do not exist and every run is "not reached"
     assert built["runs_before_gates"] == [
-        ("run_a", NOV1, "not_reached", 0), ("run_b", NOV1, "not_reached", 0),
+        ("run_a", NOV1, "not_reached", 0),
+        ("run_b", NOV1, "not_reached", 0),
         ("run_b", NOV2, "not_reached", 0),
     ]
-    rows = query(built["warehouse"], """
+    rows = query(
+        built["warehouse"],
+        """
         select run_id, business_date, meituan_fetched, meituan_loaded, meituan_quarantined,
                meituan_duplicates_removed, total_duplicates_removed, quarantined_wrong_type,
                quarantined_other_reason, quarantined_bad_coordinates,
                raw_suites, raw_expectations_evaluated, raw_failed_warning, raw_gate_passed,
                marts_failed_critical, marts_gate_passed, publication_status, published_version
-        from marts.pipeline_runs where run_id <> 'run_circle' order by run_id, business_date""")
+        from marts.pipeline_runs where run_id <> 'run_circle' order by run_id, business_date""",
+    )
     assert rows == [
         ("run_a", NOV1, 7, 6, 1, 0, 0, 0, 0, 1, 0, None, None, None, None, None, "not_reached", None),
         ("run_b", NOV1, 7, 7, 0, 0, 0, 0, 0, 0, 0, None, None, None, None, None, "not_reached", None),
         # the removed copy is counted beside the quarantine, not as a quarantine reason
         ("run_b", NOV2, 8, 6, 1, 1, 1, 1, 0, 0, 2, 14, 1, True, 1, False, "blocked", None),
-        ("run_c", NOV2, None, None, None, None, 0, 0, 0, 0, 0, None, None, None, None, None, "published",
-         "20261103T0300"),
+        (
+            "run_c",
+            NOV2,
+            None,
+            None,
+            None,
+            None,
+            0,
+            0,
+            0,
+            0,
+            0,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "published",
+            "20261103T0300",
+        ),
     ]

@@ -37,10 +37,28 @@ def source_fields(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("source_fields")
     env = {**os.environ, "XIHU_DATA_DIR": str(out), "DO_NOT_TRACK": "1"}
     done = subprocess.run(
-        [str(DBT), "compile", "--profiles-dir", str(DBT_PROJECT), "--project-dir", str(DBT_PROJECT),
-         "--target", "lint", "--target-path", str(out / "target"), "--log-path", str(out / "logs"), "--quiet",
-         "--inline", "{{ tojson(source_fields()) }}"],
-        cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            str(DBT),
+            "compile",
+            "--profiles-dir",
+            str(DBT_PROJECT),
+            "--project-dir",
+            str(DBT_PROJECT),
+            "--target",
+            "lint",
+            "--target-path",
+            str(out / "target"),
+            "--log-path",
+            str(out / "logs"),
+            "--quiet",
+            "--inline",
+            "{{ tojson(source_fields()) }}",
+        ],
+        cwd=DBT_PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

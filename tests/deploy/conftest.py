@@ -19,8 +19,9 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.received.append({"path": self.path, "content_type": self.headers.get("Content-Type"),
-                                          "json": json.loads(body)})
+                receiver.received.append(
+                    {"path": self.path, "content_type": self.headers.get("Content-Type"), "json": json.loads(body)}
+                )
                 receiver.arrived.set()
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")

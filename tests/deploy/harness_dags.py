@@ -9,7 +9,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-OK_DAG = '''
+OK_DAG = """
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -40,9 +40,9 @@ with DAG(
         out.write_text(run.run_id)
 
     write_marker()
-'''
+"""
 
-FAIL_DAG = '''
+FAIL_DAG = """
 import pendulum
 from airflow.sdk import DAG, task
 
@@ -55,7 +55,7 @@ with DAG(dag_id="harness_fail", schedule=None, start_date=pendulum.datetime(2026
         raise RuntimeError("boom")
 
     explode()
-'''
+"""
 
 
 def write_dags(folder: Path, **sources: str) -> Path:

@@ -63,16 +63,34 @@ def _context(run_type: str = "scheduled", params: dict | None = None) -> dict:
     logical = datetime(2026, 11, 29, 1, 30, tzinfo=SHANGHAI)
     run_id = f"{run_type}__2026-11-28T17:30:00+00:00"
     dag_run = DagRun(
-        dag_id="xihu_friendly_daily", run_id=run_id, logical_date=logical,
-        data_interval_start=logical - timedelta(days=1), data_interval_end=logical, run_after=logical,
-        start_date=logical, end_date=None, run_type=run_type, state="running", consumed_asset_events=[],
+        dag_id="xihu_friendly_daily",
+        run_id=run_id,
+        logical_date=logical,
+        data_interval_start=logical - timedelta(days=1),
+        data_interval_end=logical,
+        run_after=logical,
+        start_date=logical,
+        end_date=None,
+        run_type=run_type,
+        state="running",
+        consumed_asset_events=[],
         partition_key=None,
     )
-    ti = TaskInstance("xihu_friendly_daily", "load_meituan", run_id, 2, -1,
-                      f"http://localhost:8080/dags/xihu_friendly_daily/runs/{run_id}/tasks/load_meituan"
-                      "?try_number=2")
-    return {"ti": ti, "task_instance": ti, "dag_run": dag_run, "params": params or {},
-            "exception": ValueError("row 17: phone 13800138000 unparseable")}
+    ti = TaskInstance(
+        "xihu_friendly_daily",
+        "load_meituan",
+        run_id,
+        2,
+        -1,
+        f"http://localhost:8080/dags/xihu_friendly_daily/runs/{run_id}/tasks/load_meituan?try_number=2",
+    )
+    return {
+        "ti": ti,
+        "task_instance": ti,
+        "dag_run": dag_run,
+        "params": params or {},
+        "exception": ValueError("row 17: phone 13800138000 unparseable"),
+    }
 
 
 def test_failure_alert_posts_the_run_identity(webhook, monkeypatch):
@@ -140,9 +158,14 @@ def _deadline_context(run_type: str) -> dict:
     """What Deadline.handle_miss hands the callback: the run as the public API's DAGRunResponse JSON."""
     return {
         "dag_run": {
-            "dag_run_id": f"{run_type}__2026-11-28T17:30:00+00:00", "dag_id": "xihu_friendly_daily",
-            "logical_date": "2026-11-28T17:30:00Z", "run_after": "2026-11-28T17:30:00Z",
-            "queued_at": "2026-11-28T17:30:01Z", "run_type": run_type, "state": "running", "conf": {},
+            "dag_run_id": f"{run_type}__2026-11-28T17:30:00+00:00",
+            "dag_id": "xihu_friendly_daily",
+            "logical_date": "2026-11-28T17:30:00Z",
+            "run_after": "2026-11-28T17:30:00Z",
+            "queued_at": "2026-11-28T17:30:01Z",
+            "run_type": run_type,
+            "state": "running",
+            "conf": {},
         },
         "deadline": {"id": "0193", "deadline_time": "2026-11-28T22:00:00Z"},
     }
@@ -193,8 +216,14 @@ def _no_record_contents(body: dict) -> None:
 
 
 def _failure_facts_in(text: str) -> None:
-    for fact in ("xihu_friendly_daily", "load_meituan", "2026-11-28", "scheduled__2026-11-28T17:30:00+00:00",
-                 "ValueError", "/tasks/load_meituan?try_number=2)"):
+    for fact in (
+        "xihu_friendly_daily",
+        "load_meituan",
+        "2026-11-28",
+        "scheduled__2026-11-28T17:30:00+00:00",
+        "ValueError",
+        "/tasks/load_meituan?try_number=2)",
+    ):
         assert fact in text, fact
     assert "尝试 / try: 2" in text
 

@@ -101,8 +101,18 @@ def test_services_and_profiles(resolved):
     assert services["flower"]["profiles"] == ["flower"]
     assert services["sandbox"]["profiles"] == ["trial"]
     assert services["sandbox"]["command"] == [
-        "python", "-m", "ingest.sandbox", "serve", "--host", "0.0.0.0", "--port", "8765",
-        "--seed", "7", "--scale", "0.05",
+        "python",
+        "-m",
+        "ingest.sandbox",
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8765",
+        "--seed",
+        "7",
+        "--scale",
+        "0.05",
     ]
     for name in AIRFLOW_SERVICES - {"flower"}:
         assert "profiles" not in services[name], f"{name} must start by default"
@@ -173,10 +183,13 @@ def _run_init(resolved: dict, tmp_path: Path) -> tuple[subprocess.CompletedProce
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
     env = {key: str(value) for key, value in resolved["services"]["airflow-init"]["environment"].items()}
-    env.update({"PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "passwords.json")})
-    result = subprocess.run(["bash", "-c", _init_script(resolved)], env=env, capture_output=True, text=True,
-                            timeout=60)
+    env.update(
+        {
+            "PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "passwords.json"),
+        }
+    )
+    result = subprocess.run(["bash", "-c", _init_script(resolved)], env=env, capture_output=True, text=True, timeout=60)
     return result, calls.read_text().splitlines() if calls.exists() else []
 
 
@@ -278,6 +291,11 @@ def test_dockerfile_builds_like_the_makefile():
     users = re.findall(r"(?m)^USER (\S+)$", text)
     assert users and users[-1] != "root"
     assert "cd dbt_project && dbt parse --profiles-dir . --quiet && test -s target/manifest.json" in text
-    for var in ("DO_NOT_TRACK=1", "GX_ANALYTICS_ENABLED=False", "AIRFLOW__COSMOS__ENABLE_TELEMETRY=False",
-                "SCARF_NO_ANALYTICS=true", "DBT_SEND_ANONYMOUS_USAGE_STATS=False"):
+    for var in (
+        "DO_NOT_TRACK=1",
+        "GX_ANALYTICS_ENABLED=False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY=False",
+        "SCARF_NO_ANALYTICS=true",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS=False",
+    ):
         assert var in text

@@ -47,8 +47,11 @@ def _alerts(receiver, event: str, run_id: str, timeout: float = 60) -> list[dict
     """The alerts of ``event`` for ``run_id``, waiting for the first (callbacks run after the state)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [hit["json"] for hit in receiver.received
-                 if hit["json"]["event"] == event and hit["json"]["run_id"] == run_id]
+        found = [
+            hit["json"]
+            for hit in receiver.received
+            if hit["json"]["event"] == event and hit["json"]["run_id"] == run_id
+        ]
         if found:
             return found
         time.sleep(1)
@@ -76,8 +79,9 @@ def test_deadline_alert_comes_from_the_triggerer(deployment):
     # The scheduled run made on unpausing missed the same deadline but was filtered out.
     scheduled = harness.runs("harness_ok", "scheduled")
     assert scheduled and all(r["state"] in ("success", "running", "queued") for r in scheduled)
-    deadline_runs = {hit["json"]["run_id"] for hit in receiver.received
-                     if hit["json"]["event"] == "publication_deadline_missed"}
+    deadline_runs = {
+        hit["json"]["run_id"] for hit in receiver.received if hit["json"]["event"] == "publication_deadline_missed"
+    }
     assert not deadline_runs & {r["dag_run_id"] for r in scheduled}
 
 
@@ -100,4 +104,3 @@ def test_backfill_three_days(deployment):
     assert {r["state"] for r in runs} == {"success"}
     for day in ("2026-11-02", "2026-11-03", "2026-11-04"):
         assert (data / "markers" / f"{day}.txt").exists(), sorted((data / "markers").iterdir())
-

@@ -17,8 +17,20 @@ def test_command_line_runs_the_whole_path(tmp_path, capsys):
     3-day backfill, everything torn down, a JSON report."""
     dags = write_dags(tmp_path / "dags", harness_ok=OK_DAG)
     started = time.monotonic()
-    code = main(["--dags-folder", str(dags), "--dag-id", "harness_ok", "--from-date", "2026-11-10",
-                 "--to-date", "2026-11-12", "--env", f"XIHU_DATA_DIR={tmp_path / 'data'}"])
+    code = main(
+        [
+            "--dags-folder",
+            str(dags),
+            "--dag-id",
+            "harness_ok",
+            "--from-date",
+            "2026-11-10",
+            "--to-date",
+            "2026-11-12",
+            "--env",
+            f"XIHU_DATA_DIR={tmp_path / 'data'}",
+        ]
+    )
     report = json.loads(capsys.readouterr().out)
     print(f"\nwhole path: {time.monotonic() - started:.1f}s, {report['timings_s']}")
     assert code == 0, report

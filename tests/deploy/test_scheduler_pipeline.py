@@ -24,9 +24,14 @@ pytestmark = pytest.mark.deploy
 
 def test_manual_run_and_backfill_publish_every_day(tmp_path):
     with sandbox(7, 0.005) as base_url:
-        report = run_dag(PROJECT_ROOT / "dags", "xihu_friendly_daily", date(2026, 11, 25), date(2026, 11, 26),
-                         {"XIHU_DATA_DIR": str(tmp_path), **sandbox_connections(base_url)},
-                         conf={"business_date": "2026-11-27"})
+        report = run_dag(
+            PROJECT_ROOT / "dags",
+            "xihu_friendly_daily",
+            date(2026, 11, 25),
+            date(2026, 11, 26),
+            {"XIHU_DATA_DIR": str(tmp_path), **sandbox_connections(base_url)},
+            conf={"business_date": "2026-11-27"},
+        )
     print(json.dumps(report, indent=2))
     assert report["manual"] == "success", report
     assert len(report["backfill"]) == 2 and set(report["backfill"].values()) == {"success"}, report

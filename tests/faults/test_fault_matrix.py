@@ -51,8 +51,15 @@ class World:
         if conf:
             cmd += ["--conf", json.dumps(conf)]
         log = (self.root / f"run-{day}-{time.monotonic_ns()}.log").open("w")
-        return subprocess.Popen(cmd, env=self.env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True), log
+        return subprocess.Popen(
+            cmd,
+            env=self.env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        ), log
 
     def run(self, day: date, conf: dict | None = None) -> bool:
         proc, log = self.start(day, conf)
@@ -95,14 +102,20 @@ class World:
         """Every raw partition and every mart of the live warehouse, as one digest."""
         con = duckdb.connect(str(self.root / "warehouse" / "xihu.duckdb"), read_only=True)
         try:
-            tables = con.execute("select schema_name, table_name from duckdb_tables() where schema_name in "
-                                 "('raw', 'marts') and table_name <> 'load_audit' order by 1, 2").fetchall()
+            tables = con.execute(
+                "select schema_name, table_name from duckdb_tables() where schema_name in "
+                "('raw', 'marts') and table_name <> 'load_audit' order by 1, 2"
+            ).fetchall()
             digest = hashlib.sha256()
             for schema, table in tables:
-                cols = [c for (c,) in con.execute(
-                    "select column_name from duckdb_columns() where schema_name = ? and table_name = ? and "
-                    "column_name not in ('loaded_at', 'quarantined_at') order by column_index",
-                    [schema, table]).fetchall()]
+                cols = [
+                    c
+                    for (c,) in con.execute(
+                        "select column_name from duckdb_columns() where schema_name = ? and table_name = ? and "
+                        "column_name not in ('loaded_at', 'quarantined_at') order by column_index",
+                        [schema, table],
+                    ).fetchall()
+                ]
                 rows = con.execute(f'select {_quoted(cols)} from {schema}."{table}"').fetchall()
                 digest.update(f"{schema}.{table}".encode())
                 digest.update("\n".join(sorted(map(repr, rows))).encode())
@@ -123,11 +136,17 @@ def published_history(world: World, ignore_run_columns_of: frozenset = frozenset
     con = duckdb.connect(str(world.root / "published" / "current" / "marts.duckdb"), read_only=True)
     out = {}
     try:
-        marts = [t for (t,) in con.execute("select table_name from duckdb_tables() where schema_name = 'main' "
-                                           "and table_name not in ('mart_catalog', 'pipeline_runs')").fetchall()]
+        marts = [
+            t
+            for (t,) in con.execute(
+                "select table_name from duckdb_tables() where schema_name = 'main' "
+                "and table_name not in ('mart_catalog', 'pipeline_runs')"
+            ).fetchall()
+        ]
         for mart in marts:
-            columns = con.execute("select column_name, data_type from duckdb_columns() where table_name = ? "
-                                  "order by column_index", [mart]).fetchall()
+            columns = con.execute(
+                "select column_name, data_type from duckdb_columns() where table_name = ? order by column_index", [mart]
+            ).fetchall()
             dated = next((c for c, t in columns if t == "DATE"), None)
             names = [c for c, _ in columns]
             for row in con.execute(f'select {_quoted(names)} from "{mart}"').fetchall():
@@ -193,8 +212,9 @@ def test_a_malformed_day_is_blocked_and_the_next_clean_day_repairs_history(clean
         set_faults(base_url, {})
     assert world.current() == before and world.live_hash() == live, "a blocked run changed the warehouse"
     con = duckdb.connect(str(world.root / "warehouse" / "xihu.duckdb"), read_only=True)
-    blocked = con.execute("select suite from audit.gate_results where business_date = ? and not success",
-                          [D2]).fetchall()
+    blocked = con.execute(
+        "select suite from audit.gate_results where business_date = ? and not success", [D2]
+    ).fetchall()
     con.close()
     assert blocked, "the blocked day does not say why"
     assert world.run(D3)  # a daily run fetches D-1 again (late corrections): the next clean day repairs D2
@@ -213,14 +233,16 @@ def test_a_truncated_station_file_recovers_with_the_next_runs(clean, base_url):
     finally:
         set_faults(base_url, {})
     assert world.run(D3), "a truncated file of D2 blocked the next day"
-    assert_same_history(world, clean["history"][D3]["ignoring_d2_runs"] if not first
-                        else clean["history"][D3]["marts"], {D2} if not first else ())
+    assert_same_history(
+        world,
+        clean["history"][D3]["ignoring_d2_runs"] if not first else clean["history"][D3]["marts"],
+        {D2} if not first else (),
+    )
     TIMES["truncated station file, then a clean day"] = time.monotonic() - start
 
 
 # Task, and how long after its start the kill comes (mid-way through it on this scale).
-KILLS = (("fetch", 0.5), ("load", 0.3), ("transform.dbt_producer_watcher", 4.0), ("gate_raw", 1.0),
-         ("publish", 0.3))
+KILLS = (("fetch", 0.5), ("load", 0.3), ("transform.dbt_producer_watcher", 4.0), ("gate_raw", 1.0), ("publish", 0.3))
 
 
 def _dbt_processes(world: World) -> list[int]:

@@ -40,9 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CST = timezone(timedelta(hours=8))
 DAY = date(2026, 11, 20)
 PII = PiiHasher("clients-test-pii-key-of-at-least-32-bytes")
-FAST = RetryPolicy(
-    connect_timeout_s=2, read_timeout_s=5, max_attempts=8, max_total_wait_s=30, backoff_base_s=0.01
-)
+FAST = RetryPolicy(connect_timeout_s=2, read_timeout_s=5, max_attempts=8, max_total_wait_s=30, backoff_base_s=0.01)
 # Sandbox credentials (docs/internals.md); host is filled in with the sandbox's URL.
 CONNS = {
     "meituan": Conn("", "mt-sandbox", "mt-secret"),
@@ -74,9 +72,7 @@ def test_meituan_sign():
         "limit": "1000",
     }
     assert meituan_sign("mt-secret", params) == "8938ca8a8adee6d3e9e6492d6dcf6efec028f7af"
-    assert (
-        meituan_sign("mt-secret", dict(params, sign="ignored")) == "8938ca8a8adee6d3e9e6492d6dcf6efec028f7af"
-    )
+    assert meituan_sign("mt-secret", dict(params, sign="ignored")) == "8938ca8a8adee6d3e9e6492d6dcf6efec028f7af"
 
 
 def test_sf_sign_is_url_encoded_base64_of_md5_over_exact_bytes():
@@ -195,9 +191,7 @@ def test_5xx_burst_then_success(scripted):
 def test_retries_exhausted_raise_source_unavailable_naming_everything(scripted):
     handler, url = scripted
     handler.script += [(503, {}, b"busy")] * 3
-    with pytest.raises(
-        SourceUnavailable, match=r"demo: page 3 still failing after 3 attempts.*HTTP 503"
-    ) as exc:
+    with pytest.raises(SourceUnavailable, match=r"demo: page 3 still failing after 3 attempts.*HTTP 503") as exc:
         _send(url, replace(FAST, max_attempts=3))
     assert (exc.value.source, exc.value.page, exc.value.attempts) == ("demo", 3, 3)
 
@@ -260,11 +254,7 @@ def test_meituan_bad_sign_is_fatal(scripted, tmp_path):
 def test_retry_after_parsing():
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds(None) is None
-    assert (
-        55
-        < retry_after_seconds(time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 60)))
-        <= 60
-    )
+    assert 55 < retry_after_seconds(time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 60))) <= 60
 
 
 # ---------------------------------------------------------------- against the real sandbox (fixture ``sb``: conftest)
@@ -454,10 +444,7 @@ def test_killed_fetch_resumes_after_its_last_verified_page(sb, tmp_path, monkeyp
     manifest_path = tmp_path / "meituan" / "2026-11-20" / "killed" / "manifest.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if (
-            manifest_path.exists()
-            and len(json.loads(manifest_path.read_text() or "{}").get("pages", [])) >= 5
-        ):
+        if manifest_path.exists() and len(json.loads(manifest_path.read_text() or "{}").get("pages", [])) >= 5:
             break
         time.sleep(0.02)
     child.send_signal(signal.SIGKILL)

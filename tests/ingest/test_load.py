@@ -252,9 +252,7 @@ def con(tmp_path):
 # ------------------------------------------------------------------------------------------- clean loads
 
 
-@pytest.mark.parametrize(
-    "source,make", [("meituan", meituan), ("eleme", eleme), ("sf", sf), ("shansong", shansong)]
-)
+@pytest.mark.parametrize("source,make", [("meituan", meituan), ("eleme", eleme), ("sf", sf), ("shansong", shansong)])
 def test_clean_pages_load_everything_with_lineage(tmp_path, con, source, make):
     folder = write_landing(tmp_path, source, [[make(i) for i in range(3)], [make(i) for i in range(3, 5)]])
     result = load_partition(con, folder)
@@ -272,9 +270,9 @@ def test_clean_pages_load_everything_with_lineage(tmp_path, con, source, make):
     # The payload is the record as landed: the source's own names, unknown fields kept, PII as landed.
     assert [json.loads(p) for *_, p in loaded] == [make(i) for i in range(5)]
     assert [r for _, _, r, _ in loaded] == [make(i)[SOURCES[source].id_fields[0]] for i in range(5)]
-    assert rows(
-        con, "SELECT source, business_date, fetch_id, fetched, loaded, quarantined FROM raw.load_audit"
-    ) == [(source, D, "run1", 5, 5, 0)]
+    assert rows(con, "SELECT source, business_date, fetch_id, fetched, loaded, quarantined FROM raw.load_audit") == [
+        (source, D, "run1", 5, 5, 0)
+    ]
 
 
 def test_empty_last_page_and_zero_record_fetch_load(tmp_path, con):
@@ -376,9 +374,7 @@ def test_eleme_order_time_is_the_status_1_push(tmp_path, con):
     no_status_1 = eleme(3)
     no_status_1["status_log"] = [e for e in no_status_1["status_log"] if e["order_status"] != 1]
     bad_push = eleme(4)
-    bad_push["status_log"] = [
-        dict(e, push_time="n/a") if e["order_status"] == 1 else e for e in bad_push["status_log"]
-    ]
+    bad_push["status_log"] = [dict(e, push_time="n/a") if e["order_status"] == 1 else e for e in bad_push["status_log"]]
     # Delivered after midnight: still D's order, because the order time (status 1) is on D.
     late_delivery = eleme(5)
     late_delivery["status_log"][0]["push_time"] = ms_late
@@ -445,9 +441,7 @@ def test_sf_and_shansong_order_time_formats(tmp_path, con):
 def test_duplicates_across_pages_load_the_last_copy(tmp_path, con):
     first, later = meituan(1), meituan(1) | {"status": 99}
     broken_copy = meituan(2) | {"recipient_lng": 0.0}
-    folder = write_landing(
-        tmp_path, "meituan", [[first, meituan(2), meituan(3)], [later, broken_copy, meituan(3)]]
-    )
+    folder = write_landing(tmp_path, "meituan", [[first, meituan(2), meituan(3)], [later, broken_copy, meituan(3)]])
     result = load_partition(con, folder)
     # The earlier copies are removed, not quarantined: they break no contract (sources.md).
     assert (result.fetched, result.loaded, result.duplicates_removed, result.quarantined) == (6, 3, 2, 1)
@@ -456,9 +450,7 @@ def test_duplicates_across_pages_load_the_last_copy(tmp_path, con):
     assert reasons(con, "meituan") == {("page-00002.json.gz", 2): "bad_coordinates"}
     loaded = dict(rows(con, "SELECT record_id, payload ->> 'status' FROM raw.meituan_orders"))
     assert loaded == {"MT00000001": "99", "MT00000002": "50", "MT00000003": "50"}
-    assert rows(con, "SELECT fetched, loaded, duplicates_removed, quarantined FROM raw.load_audit") == [
-        (6, 3, 2, 1)
-    ]
+    assert rows(con, "SELECT fetched, loaded, duplicates_removed, quarantined FROM raw.load_audit") == [(6, 3, 2, 1)]
 
 
 def test_station_lines(tmp_path, con):
@@ -519,9 +511,7 @@ def test_union_rows_are_never_quarantined_for_id_defects(tmp_path, con):
         ("page-00001.csv.gz", 7): "missing_id",
         ("page-00001.csv.gz", 8): "missing_id",
     }
-    loaded = rows(
-        con, "SELECT record_no, record_id, payload ->> '身份证校验' FROM raw.union_members ORDER BY 1"
-    )
+    loaded = rows(con, "SELECT record_no, record_id, payload ->> '身份证校验' FROM raw.union_members ORDER BY 1")
     assert loaded == [
         (2, "M0002|U-01", "bad_check_digit"),
         (3, "M0003|U-01", "old_15_digit"),
@@ -557,9 +547,7 @@ def test_csv_record_numbers_follow_file_order_over_many_rows(tmp_path, con):
         con, "SELECT count(*) FROM raw.union_members WHERE record_id <> printf('M%06d|U-01', record_no - 1)"
     )
     assert mismatched == [(0,)]
-    assert rows(con, "SELECT DISTINCT payload ->> '居住街道' FROM raw.union_members") == [
-        ('北山街道,"转塘"',)
-    ]
+    assert rows(con, "SELECT DISTINCT payload ->> '居住街道' FROM raw.union_members") == [('北山街道,"转塘"',)]
 
 
 # -------------------------------------------------------------------------- partitions and transactions
@@ -573,9 +561,7 @@ def _contents(con: duckdb.DuckDBPyConnection) -> tuple[list, list]:
 
 
 def test_reloading_a_partition_is_idempotent(tmp_path, con):
-    folder = write_landing(
-        tmp_path, "meituan", [[meituan(1), meituan(2), meituan(2), meituan(3) | {"status": "x"}]]
-    )
+    folder = write_landing(tmp_path, "meituan", [[meituan(1), meituan(2), meituan(2), meituan(3) | {"status": "x"}]])
     first = load_partition(con, folder)
     before = _contents(con)
     second = load_partition(con, folder)
@@ -589,9 +575,7 @@ def test_reloading_a_partition_is_idempotent(tmp_path, con):
 def test_second_fetch_replaces_the_first_and_leaves_other_partitions(tmp_path, con):
     load_partition(
         con,
-        write_landing(
-            tmp_path, "meituan", [[meituan(1), meituan(2), meituan(3) | {"status": "x"}]], fetch_id="run1"
-        ),
+        write_landing(tmp_path, "meituan", [[meituan(1), meituan(2), meituan(3) | {"status": "x"}]], fetch_id="run1"),
     )
     other_day = datetime(2026, 11, 27, 12, tzinfo=CST)
     load_partition(
@@ -603,20 +587,20 @@ def test_second_fetch_replaces_the_first_and_leaves_other_partitions(tmp_path, c
     load_partition(con, write_landing(tmp_path, "sf", [[sf(1) | {"sf_order_id": ""}]], fetch_id="run1"))
     # The late correction: order 2 was cancelled, order 3 fixed, order 1 gone.
     result = load_partition(
-        con, write_landing(tmp_path, "meituan", [[meituan(2) | {"status": 99}, meituan(3)]], fetch_id="run2"),
+        con,
+        write_landing(tmp_path, "meituan", [[meituan(2) | {"status": 99}, meituan(3)]], fetch_id="run2"),
         accept_replacements=True,  # 1 of 3 records gone is far outside the band: accepted as by an operator
     )
     assert (result.fetch_id, result.loaded, result.quarantined) == ("run2", 2, 0)
     assert rows(
         con,
-        "SELECT record_id, payload ->> 'status', fetch_id FROM raw.meituan_orders "
-        "WHERE business_date = ? ORDER BY 1",
+        "SELECT record_id, payload ->> 'status', fetch_id FROM raw.meituan_orders WHERE business_date = ? ORDER BY 1",
         D,
     ) == [("MT00000002", "99", "run2"), ("MT00000003", "50", "run2")]
     assert rows(con, "SELECT source, business_date FROM raw.quarantine") == [("sf", D)]
-    assert rows(
-        con, "SELECT record_id FROM raw.meituan_orders WHERE business_date = ?", date(2026, 11, 27)
-    ) == [("MT00000009",)]
+    assert rows(con, "SELECT record_id FROM raw.meituan_orders WHERE business_date = ?", date(2026, 11, 27)) == [
+        ("MT00000009",)
+    ]
     audit = rows(
         con,
         "SELECT fetch_id, loaded, quarantined FROM raw.load_audit "
@@ -630,9 +614,7 @@ def test_count_mismatch_rolls_back_and_keeps_the_previous_load(tmp_path, con):
     load_partition(con, write_landing(tmp_path, "meituan", [[meituan(1)]], fetch_id="good"))
     before = _contents(con)
     # The manifest claims one record more than the page holds (a landing written wrong).
-    bad = write_landing(
-        tmp_path, "meituan", [[meituan(2), meituan(3) | {"status": "x"}]], fetch_id="bad", records=3
-    )
+    bad = write_landing(tmp_path, "meituan", [[meituan(2), meituan(3) | {"status": "x"}]], fetch_id="bad", records=3)
     with pytest.raises(LoadCountError, match="fetched 3|manifest says 3"):
         load_partition(con, bad)
     assert _contents(con) == before
@@ -673,13 +655,16 @@ def test_counts_must_balance_with_the_duplicates_inside_the_transaction(tmp_path
 def test_an_existing_load_audit_gains_duplicates_removed(tmp_path, con):
     """A warehouse created before duplicates were counted: the DDL adds the column, old rows read 0."""
     con.execute("CREATE SCHEMA raw")
-    con.execute("CREATE TABLE raw.load_audit (source VARCHAR NOT NULL, business_date DATE NOT NULL, "
-                "fetch_id VARCHAR NOT NULL, fetched BIGINT NOT NULL, loaded BIGINT NOT NULL, "
-                "quarantined BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL)")
+    con.execute(
+        "CREATE TABLE raw.load_audit (source VARCHAR NOT NULL, business_date DATE NOT NULL, "
+        "fetch_id VARCHAR NOT NULL, fetched BIGINT NOT NULL, loaded BIGINT NOT NULL, "
+        "quarantined BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL)"
+    )
     con.execute("INSERT INTO raw.load_audit VALUES ('eleme', ?, 'old', 2, 1, 1, now())", [D])
     load_partition(con, write_landing(tmp_path, "meituan", [[meituan(1)], [meituan(1)]], fetch_id="new"))
-    assert rows(con, "SELECT fetch_id, fetched, loaded, quarantined, duplicates_removed FROM raw.load_audit "
-                     "ORDER BY fetch_id") == [("new", 2, 1, 0, 1), ("old", 2, 1, 1, 0)]
+    assert rows(
+        con, "SELECT fetch_id, fetched, loaded, quarantined, duplicates_removed FROM raw.load_audit ORDER BY fetch_id"
+    ) == [("new", 2, 1, 0, 1), ("old", 2, 1, 1, 0)]
 
 
 def _started(folder: Path, at: str) -> Path:
@@ -691,16 +676,18 @@ def _started(folder: Path, at: str) -> Path:
 def test_load_audit_records_the_fetch_time_and_whether_it_was_past_the_correction_window(tmp_path, con):
     """D's platform fetch is past its correction window from D+2 00:00 (the next run's D-1 re-pull), a
     station file once D is over; the loader records the fetch's start and that verdict per load."""
-    cases = [("meituan", "run-d", "2026-11-29T01:30:00+08:00", False),
-             ("meituan", "run-d1", "2026-11-30T00:00:00+08:00", True),
-             ("stations", "run-d", "2026-11-29T00:40:00+08:00", True)]
+    cases = [
+        ("meituan", "run-d", "2026-11-29T01:30:00+08:00", False),
+        ("meituan", "run-d1", "2026-11-30T00:00:00+08:00", True),
+        ("stations", "run-d", "2026-11-29T00:40:00+08:00", True),
+    ]
     for source, fetch_id, at, _ in cases:
         page = [meituan(1)] if source == "meituan" else [json.dumps({"event_id": "e1", "ts": NOON.isoformat()})]
         load_partition(con, _started(write_landing(tmp_path / source, source, [page], fetch_id=fetch_id), at))
-    got = rows(con, "SELECT source, fetch_id, fetched_at, past_correction_window FROM raw.load_audit "
-                    "ORDER BY source, fetch_id")
-    assert got == [(source, fetch_id, datetime.fromisoformat(at), past)
-                   for source, fetch_id, at, past in sorted(cases)]
+    got = rows(
+        con, "SELECT source, fetch_id, fetched_at, past_correction_window FROM raw.load_audit ORDER BY source, fetch_id"
+    )
+    assert got == [(source, fetch_id, datetime.fromisoformat(at), past) for source, fetch_id, at, past in sorted(cases)]
 
 
 def test_incomplete_or_tampered_landings_are_refused(tmp_path, con):
@@ -708,9 +695,7 @@ def test_incomplete_or_tampered_landings_are_refused(tmp_path, con):
     with pytest.raises(LandingError, match="not complete"):
         load_partition(con, incomplete)
     tampered = write_landing(tmp_path, "meituan", [[meituan(1)]], fetch_id="tampered")
-    (tampered / "page-00001.json.gz").write_bytes(
-        gzip.compress(json.dumps(_wrap("data.orders", [])).encode())
-    )
+    (tampered / "page-00001.json.gz").write_bytes(gzip.compress(json.dumps(_wrap("data.orders", [])).encode()))
     with pytest.raises(LandingError, match="sha256"):
         load_partition(con, tampered)
     with pytest.raises(LandingError, match="no manifest"):
@@ -813,11 +798,13 @@ def test_a_replacement_outside_the_band_is_refused_and_changes_nothing(tmp_path,
     assert "records loaded 100 -> 70 (-30.0%)" in result.change and "quarantine rate 0.0% -> 30.0%" in result.change
     assert _contents(con) == before
     assert rows(con, "SELECT fetch_id FROM raw.load_audit") == [("day1",)]
-    assert rows(con, "SELECT run_id, verdict, old_loaded, new_loaded, new_quarantined FROM audit.partition_audit "
-                     "ORDER BY checked_at") == [("run1", "new", None, 100, 0), ("run2", "refused", 100, 70, 30)]
+    assert rows(
+        con,
+        "SELECT run_id, verdict, old_loaded, new_loaded, new_quarantined FROM audit.partition_audit "
+        "ORDER BY checked_at",
+    ) == [("run1", "new", None, 100, 0), ("run2", "refused", 100, 70, 30)]
     # An operator who checked the source accepts it explicitly.
-    accepted = load_partition(con, write_landing(tmp_path, "meituan", [bad], fetch_id="day3"),
-                              accept_replacements=True)
+    accepted = load_partition(con, write_landing(tmp_path, "meituan", [bad], fetch_id="day3"), accept_replacements=True)
     assert (accepted.verdict, accepted.loaded) == ("accepted", 70)
 
 

@@ -50,8 +50,12 @@ def test_32_bytes_is_enough():
 
 def test_the_generated_key_of_the_message_is_accepted():
     """The one-liner the refusal recommends produces a key the hasher takes."""
-    out = subprocess.run([sys.executable, "-c", "import secrets; print(secrets.token_urlsafe(32))"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", "import secrets; print(secrets.token_urlsafe(32))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert len(out.encode()) >= MIN_KEY_BYTES
     PiiHasher(out)
 

@@ -26,8 +26,14 @@ def _folder(root: Path, source: str, day: str, fetch_id: str, age: timedelta | N
     (folder / "page-00001.json.gz").write_bytes(b"page")
     if age is not None:
         at = (NOW - age).isoformat()
-        manifest = {"source": source, "business_date": day, "fetch_id": fetch_id, "complete": complete,
-                    "started_at": at, "finished_at": at if complete else None}
+        manifest = {
+            "source": source,
+            "business_date": day,
+            "fetch_id": fetch_id,
+            "complete": complete,
+            "started_at": at,
+            "finished_at": at if complete else None,
+        }
         (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 

@@ -49,8 +49,10 @@ def test_a_failed_run_leaves_the_live_file_and_keeps_its_check_results(data):
     warehouse.stage("run-b")
     with warehouse.writing("run-b") as path, duckdb.connect(str(path)) as con:
         con.execute("insert into raw.t values (3)")
-        con.execute("create schema audit; create table audit.gate_results as "
-                    "select 'run-b' as run_id, false as success union all select 'other', true")
+        con.execute(
+            "create schema audit; create table audit.gate_results as "
+            "select 'run-b' as run_id, false as success union all select 'other', true"
+        )
     assert warehouse.release("run-b")
     assert _rows(warehouse.live_path()) == [(1,)]
     assert _rows(warehouse.live_path(), "select run_id, success from audit.gate_results") == [("run-b", False)]
@@ -79,8 +81,11 @@ def test_an_abandoned_copy_is_taken_over(data, caplog):
     assert warehouse.Lease.read().run_id == "run-next"
     assert "taking over the staged warehouse of run run-dead" in caplog.text
     # A run in a scheduler (a process per task) is abandoned only after XIHU_WRITER_STALE_SECONDS.
-    _lease(run_id="run-quiet", one_process=False,
-           alive_at=(datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds"))
+    _lease(
+        run_id="run-quiet",
+        one_process=False,
+        alive_at=(datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds"),
+    )
     warehouse.stage("run-after")
     assert warehouse.Lease.read().run_id == "run-after"
 
@@ -115,10 +120,16 @@ def test_a_second_run_queues_behind_the_first(data):
 
 def test_the_flock_names_its_holder_and_is_released_by_a_killed_process(data):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "from ingest import warehouse; import time\n"
-         "with warehouse.process_lock('run-k'):\n print('HELD', flush=True); time.sleep(600)"],
+        [
+            sys.executable,
+            "-c",
+            "from ingest import warehouse; import time\n"
+            "with warehouse.process_lock('run-k'):\n print('HELD', flush=True); time.sleep(600)",
+        ],
         env={**os.environ, "XIHU_DATA_DIR": str(data), "PYTHONPATH": str(PROJECT_ROOT)},
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "HELD"
     assert "run-k (pid" in (warehouse.live_path().parent / warehouse.LOCK).read_text()
     holder.send_signal(signal.SIGKILL)
@@ -139,8 +150,12 @@ child.wait()
 
 def test_a_child_started_like_dbt_dies_with_its_task(tmp_path):
     """Cosmos starts dbt in its own session; killing the task's process group used to leave it running."""
-    parent = subprocess.Popen([sys.executable, "-c", CHILD_OF_DEAD_PARENT.format(root=str(PROJECT_ROOT))],
-                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", CHILD_OF_DEAD_PARENT.format(root=str(PROJECT_ROOT))],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     child_pid = int(parent.stdout.readline())
     os.killpg(parent.pid, signal.SIGKILL)
     parent.wait()
@@ -167,7 +182,10 @@ def test_a_writer_in_a_child_process_does_not_make_the_run_look_dead(data):
     warehouse.stage("run-w")
     _lease(one_process=True)
     env = {**os.environ, "XIHU_DATA_DIR": str(data), "PYTHONPATH": str(PROJECT_ROOT)}
-    subprocess.run([sys.executable, "-c", "from ingest import warehouse\nwith warehouse.writing('run-w'): pass"],
-                   env=env, check=True)
+    subprocess.run(
+        [sys.executable, "-c", "from ingest import warehouse\nwith warehouse.writing('run-w'): pass"],
+        env=env,
+        check=True,
+    )
     assert warehouse.Lease.read().abandoned() is None
     assert warehouse.Lease.read().pid == os.getpid()

@@ -54,8 +54,10 @@ FETCH_THREADS = 4
 def did_dates(truth: dict) -> tuple[date, date]:
     """First and last date the DiD windows of the truth's test window cover (indicators.md)."""
     window = truth["did_test_window"]
-    return (date.fromisoformat(window["start"]) - timedelta(days=28),
-            date.fromisoformat(window["end"]) + timedelta(days=34))
+    return (
+        date.fromisoformat(window["start"]) - timedelta(days=28),
+        date.fromisoformat(window["end"]) + timedelta(days=34),
+    )
 
 
 def date_range(first: date, last: date) -> list[date]:
@@ -65,12 +67,14 @@ def date_range(first: date, last: date) -> list[date]:
 def sandbox_conn(base_url: str, source: str) -> Conn:
     """The Airflow Connection the DAG would read for ``source``, pointed at the sandbox."""
     fields = SANDBOX_CONNECTIONS[CONNECTION_IDS[source]]
-    return Conn(host=base_url, login=fields.get("login"), password=fields.get("password"),
-                extra=fields.get("extra", {}))
+    return Conn(
+        host=base_url, login=fields.get("login"), password=fields.get("password"), extra=fields.get("extra", {})
+    )
 
 
-def fetch_landing(sandbox: SandboxHandle, jobs: list[tuple[str, date]], landing_root: Path,
-                  fetch_id: str, now: datetime | None = None) -> dict[tuple[str, date], Path]:
+def fetch_landing(
+    sandbox: SandboxHandle, jobs: list[tuple[str, date]], landing_root: Path, fetch_id: str, now: datetime | None = None
+) -> dict[tuple[str, date], Path]:
     """Land every (source, date) of ``jobs`` through the real clients; returns each complete folder.
 
     ``now`` is when the fetches start, as the landing's reuse rules see it (default the clock): a daily
@@ -93,17 +97,30 @@ def dbt_env(data_dir: Path) -> dict[str, str]:
 
 def dbt_paths(data_dir: Path) -> list[str]:
     """Own project, profile, target and log paths: never the repo's dbt_project/target (make's manifest)."""
-    return ["--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-            "--target-path", str(data_dir / "dbt" / "target"), "--log-path", str(data_dir / "dbt" / "logs")]
+    return [
+        "--project-dir",
+        str(DBT_PROJECT),
+        "--profiles-dir",
+        str(DBT_PROJECT),
+        "--target-path",
+        str(data_dir / "dbt" / "target"),
+        "--log-path",
+        str(data_dir / "dbt" / "logs"),
+    ]
 
 
 def run_dbt(data_dir: Path, command: str, business_date: date, *extra: str, **run_vars) -> str:
     """One dbt command (``"build"``, ``"source freshness"``) in a subprocess for ``business_date``, with
     ``run_vars`` as further dbt vars; returns its output, raises on failure."""
-    cmd = [str(DBT), *command.split(), *dbt_paths(data_dir),
-           "--vars", json.dumps(dbt_vars(business_date=business_date.isoformat(), **run_vars)), *extra]
-    result = subprocess.run(cmd, cwd=DBT_PROJECT, env=dbt_env(data_dir), capture_output=True, text=True,
-                            timeout=900)
+    cmd = [
+        str(DBT),
+        *command.split(),
+        *dbt_paths(data_dir),
+        "--vars",
+        json.dumps(dbt_vars(business_date=business_date.isoformat(), **run_vars)),
+        *extra,
+    ]
+    result = subprocess.run(cmd, cwd=DBT_PROJECT, env=dbt_env(data_dir), capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         raise AssertionError(f"dbt {command} failed:\n{result.stdout[-8000:]}\n{result.stderr[-2000:]}")
     return result.stdout
@@ -161,6 +178,8 @@ def district(tmp_path_factory) -> Warehouse:
     t0 = time.perf_counter()
     run_dbt(data_dir, "build", last)
     timings["dbt_build_s"] = time.perf_counter() - t0
-    print(f"district warehouse: {len(dates)} days {first}..{last}, scale {SCALE}, "
-          + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    print(
+        f"district warehouse: {len(dates)} days {first}..{last}, scale {SCALE}, "
+        + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
+    )
     return Warehouse(data_dir, SEED, SCALE, dates, last, truth, timings)

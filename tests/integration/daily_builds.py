@@ -34,9 +34,17 @@ def main(plan_path: str) -> int:
     data_dir = Path(plan["data_dir"])
     os.environ["XIHU_DATA_DIR"] = str(data_dir)
     os.chdir(DBT_PROJECT)
-    common = ["--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-              "--target-path", str(data_dir / "dbt" / "target"), "--log-path", str(data_dir / "dbt" / "logs"),
-              "--quiet"]
+    common = [
+        "--project-dir",
+        str(DBT_PROJECT),
+        "--profiles-dir",
+        str(DBT_PROJECT),
+        "--target-path",
+        str(data_dir / "dbt" / "target"),
+        "--log-path",
+        str(data_dir / "dbt" / "logs"),
+        "--quiet",
+    ]
     parsed = dbtRunner().invoke(["parse", *common])
     if not parsed.success:
         raise SystemExit(f"dbt parse failed: {parsed.exception}")
@@ -46,14 +54,30 @@ def main(plan_path: str) -> int:
         if run["folders"]:
             load_many(str(data_dir / "warehouse" / "xihu.duckdb"), [Path(f) for f in run["folders"]])
         t1 = time.perf_counter()
-        result = runner.invoke([
-            "build", *common, "--vars", json.dumps(dbt_vars(business_date=run["business_date"])),
-            "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test",
-        ])
+        result = runner.invoke(
+            [
+                "build",
+                *common,
+                "--vars",
+                json.dumps(dbt_vars(business_date=run["business_date"])),
+                "--exclude-resource-type",
+                "test",
+                "--exclude-resource-type",
+                "unit_test",
+            ]
+        )
         if not result.success:
             raise SystemExit(f"dbt build failed for {run['business_date']}: {result.exception}")
-        print(json.dumps({"business_date": run["business_date"], "load_s": round(t1 - t0, 2),
-                          "build_s": round(time.perf_counter() - t1, 2)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "business_date": run["business_date"],
+                    "load_s": round(t1 - t0, 2),
+                    "build_s": round(time.perf_counter() - t1, 2),
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

@@ -30,8 +30,9 @@ def _refs(manifest: dict, exposure: str) -> set[str]:
 
 def test_bi_exports_exposure_lists_every_published_mart(district):
     manifest = _manifest(district)
-    marts = {t for (t,) in district.query(
-        "select table_name from information_schema.tables where table_schema = 'marts'")}
+    marts = {
+        t for (t,) in district.query("select table_name from information_schema.tables where table_schema = 'marts'")
+    }
     assert _refs(manifest, "published_bi_exports") == marts
 
 
@@ -45,8 +46,15 @@ def _freshness(data_dir) -> dict[str, str]:
 
 
 def test_source_freshness_of_raw(district, tmp_path):
-    loaded = ("meituan_orders", "eleme_orders", "sf_orders", "shansong_orders", "union_members", "union_orgs",
-              "station_events")
+    loaded = (
+        "meituan_orders",
+        "eleme_orders",
+        "sf_orders",
+        "shansong_orders",
+        "union_members",
+        "union_orgs",
+        "station_events",
+    )
     # Just loaded: every table the loader fills on each run is fresh.
     run_dbt(district.data_dir, "source freshness", district.reporting_date, "--select", "source:raw")
     assert _freshness(district.data_dir) == {t: "pass" for t in loaded}

@@ -29,12 +29,19 @@ def _attack(path) -> dict[str, int]:
 
 def _suppressed(path) -> int:
     with duckdb.connect(str(path), read_only=True) as con:
-        tables = [t for (t,) in con.execute(
-            "select table_name from information_schema.columns where table_schema = 'marts' "
-            "and column_name = 'suppressed_cells'").fetchall()]
-        return sum(con.execute(
-            f"select coalesce(sum(len(string_split(nullif(suppressed_cells, ''), ','))), 0) from marts.{t}"
-        ).fetchone()[0] for t in tables)
+        tables = [
+            t
+            for (t,) in con.execute(
+                "select table_name from information_schema.columns where table_schema = 'marts' "
+                "and column_name = 'suppressed_cells'"
+            ).fetchall()
+        ]
+        return sum(
+            con.execute(
+                f"select coalesce(sum(len(string_split(nullif(suppressed_cells, ''), ','))), 0) from marts.{t}"
+            ).fetchone()[0]
+            for t in tables
+        )
 
 
 def test_no_suppressed_cell_is_recoverable_from_published_totals(district):
@@ -57,7 +64,9 @@ def test_the_attack_recovers_cells_without_secondary_suppression(district, tmp_p
 
     run_dbt(data_dir, "run-operation secondary_suppression", district.reporting_date)
     after = _suppressed(path)
-    print(f"\nK=3: {sum(found.values())} cells recoverable by the K rule alone ({found}); "
-          f"cells suppressed {before} before, {after} after secondary suppression")
+    print(
+        f"\nK=3: {sum(found.values())} cells recoverable by the K rule alone ({found}); "
+        f"cells suppressed {before} before, {after} after secondary suppression"
+    )
     assert _attack(path) == {}
     assert after > before

@@ -34,19 +34,29 @@ def drifted(tmp_path_factory) -> Warehouse:
 
 
 def test_ordinary_days_weekends_included_flag_nothing(drifted):
-    flagged = drifted.rows("select business_date, flag_reason from intermediate.int_drift_measures_daily"
-                           " where business_date < ? and is_flagged", [DRIFT_DAY])
+    flagged = drifted.rows(
+        "select business_date, flag_reason from intermediate.int_drift_measures_daily"
+        " where business_date < ? and is_flagged",
+        [DRIFT_DAY],
+    )
     assert flagged == []
     # Weekends are in the history the medians were taken over, and the saturdays themselves are judged.
-    weekends = drifted.scalar("select count(distinct business_date) from intermediate.int_drift_measures_daily"
-                              " where dayofweek(business_date) in (0, 6) and trailing_median is not null")
+    weekends = drifted.scalar(
+        "select count(distinct business_date) from intermediate.int_drift_measures_daily"
+        " where dayofweek(business_date) in (0, 6) and trailing_median is not null"
+    )
     assert weekends >= 4
 
 
 def test_the_drifted_day_is_flagged_for_what_the_fault_did(drifted):
-    flagged = {(r["source"], r["measure"]): r for r in drifted.rows(
-        "select source, measure, observed_value, trailing_median from intermediate.int_drift_measures_daily"
-        " where business_date = ? and is_flagged", [DRIFT_DAY])}
+    flagged = {
+        (r["source"], r["measure"]): r
+        for r in drifted.rows(
+            "select source, measure, observed_value, trailing_median from intermediate.int_drift_measures_daily"
+            " where business_date = ? and is_flagged",
+            [DRIFT_DAY],
+        )
+    }
     # Half the AOI ids dropped: AOI-matched orders fall from ~0.8 to ~0.4 on every platform that sends them.
     for platform in ("meituan", "eleme", "shansong"):
         rate = flagged[(platform, "aoi_match_rate")]
@@ -61,8 +71,7 @@ def test_the_drifted_day_is_flagged_for_what_the_fault_did(drifted):
 
 
 def test_pipeline_runs_publishes_the_flags_with_the_day(drifted):
-    [run] = drifted.rows("select * from marts.pipeline_runs where run_id = 'drift' and business_date = ?",
-                         [DRIFT_DAY])
+    [run] = drifted.rows("select * from marts.pipeline_runs where run_id = 'drift' and business_date = ?", [DRIFT_DAY])
     assert run["drift_flags"] == 3 + 1 + 4 + 4  # AOI x3, sf gate times, unknown and missing fields x4
     assert "meituan aoi_match_rate" in run["flag_reasons"]
     assert "records with fields the staging model does not know (ext_info_v3)" in run["flag_reasons"]

@@ -36,8 +36,11 @@ def study(district) -> pd.DataFrame:
 
 def _gaps(study: pd.DataFrame, unit_type: str) -> pd.Series:
     """Adopted minus control mean last-100 minutes per published rel_day of ``unit_type``."""
-    rows = study[(study["unit_type"] == unit_type) & study["adopted_mean_last100_min"].notna()
-                 & study["control_mean_last100_min"].notna()].set_index("rel_day")
+    rows = study[
+        (study["unit_type"] == unit_type)
+        & study["adopted_mean_last100_min"].notna()
+        & study["control_mean_last100_min"].notna()
+    ].set_index("rel_day")
     return rows["adopted_mean_last100_min"] - rows["control_mean_last100_min"]
 
 
@@ -91,7 +94,7 @@ def test_the_gap_drops_by_the_true_saving_after_adoption(district, study):
         if len(pre) < 20 or len(post) < 20:
             continue
         drop = pre.mean() - post.mean()
-        true = (np.mean(list(saving.values())) if unit_type == "all" else saving[unit_type])
+        true = np.mean(list(saving.values())) if unit_type == "all" else saving[unit_type]
         report.append(f"{unit_type}: gap drop {drop:.3f} min, true saving {true}")
         if unit_type != "all":  # 'all' mixes types in proportion to their deliveries: reported, not bounded
             assert abs(drop - true) < TOLERANCE_MIN, report[-1]

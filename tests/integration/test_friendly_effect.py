@@ -34,9 +34,16 @@ def _true_unit_deliveries(district) -> pd.DataFrame:
             c = world.order_columns(platform, day, corrected=True)
             last100 = (c["t_delivered"] - c["t_gate"]) / 60.0
             keep = (c["status"] == "delivered") & (c["unit_idx"] >= 0)
-            frames.append(pd.DataFrame({"unit_idx": c["unit_idx"][keep], "minutes": last100[keep],
-                                        "plausible": (last100[keep] > 0) & (last100[keep] <= 120),
-                                        "day": day.toordinal()}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "unit_idx": c["unit_idx"][keep],
+                        "minutes": last100[keep],
+                        "plausible": (last100[keep] > 0) & (last100[keep] <= 120),
+                        "day": day.toordinal(),
+                    }
+                )
+            )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -48,8 +55,9 @@ def _did_from_truth(district) -> pd.DataFrame:
     units["adopted"] = [date.fromisoformat(s).toordinal() if s else None for s in units["friendly_since"]]
     never = date.max.toordinal()
     units["friendly_from"] = units["adopted"].fillna(never).astype(int)
-    d = _true_unit_deliveries(district).merge(units[["unit_type", "friendly_from"]], left_on="unit_idx",
-                                               right_index=True)
+    d = _true_unit_deliveries(district).merge(
+        units[["unit_type", "friendly_from"]], left_on="unit_idx", right_index=True
+    )
     reporting = district.reporting_date.toordinal()
     rows = []
     for idx, unit in units[units["adopted"].notna()].iterrows():
@@ -65,10 +73,14 @@ def _did_from_truth(district) -> pd.DataFrame:
         c_before = control[(control["day"] >= a - 28) & (control["day"] <= a - 1)]["minutes"]
         c_after = control[(control["day"] >= a + 7) & (control["day"] <= a + 34)]["minutes"]
         change = after[after["plausible"]]["minutes"].mean() - before[before["plausible"]]["minutes"].mean()
-        rows.append({"unit_type": unit["unit_type"], "naive": -change,
-                     "did": (c_after.mean() - c_before.mean()) - change})
-    return pd.DataFrame(rows).groupby("unit_type").agg(units=("did", "size"), did=("did", "mean"),
-                                                      naive=("naive", "mean"), sd=("did", "std"))
+        rows.append(
+            {"unit_type": unit["unit_type"], "naive": -change, "did": (c_after.mean() - c_before.mean()) - change}
+        )
+    return (
+        pd.DataFrame(rows)
+        .groupby("unit_type")
+        .agg(units=("did", "size"), did=("did", "mean"), naive=("naive", "mean"), sd=("did", "std"))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +140,8 @@ def test_rider_hours_follow_the_recent_deliveries(district, effect):
             continue
         assert row["deliveries_last_30_days"] > 0, unit_type
         assert row["rider_hours_saved_per_month"] == pytest.approx(
-            row["did_saving_min"] * row["deliveries_last_30_days"] / 60.0), unit_type
+            row["did_saving_min"] * row["deliveries_last_30_days"] / 60.0
+        ), unit_type
 
 
 def test_window_dates_cover_every_measured_adoption(district):
@@ -136,8 +149,7 @@ def test_window_dates_cover_every_measured_adoption(district):
     window = district.truth["did_test_window"]
     assert district.dates[0] == date.fromisoformat(window["start"]) - timedelta(days=28)
     assert district.dates[-1] == date.fromisoformat(window["end"]) + timedelta(days=34)
-    loaded = dict(district.query(
-        "select business_date, count(*) from raw.meituan_orders group by business_date"))
+    loaded = dict(district.query("select business_date, count(*) from raw.meituan_orders group by business_date"))
     assert sorted(loaded) == district.dates
     expected = district.truth["expected_daily"]
     meituan_share = expected["orders_share_by_platform"]["meituan"]

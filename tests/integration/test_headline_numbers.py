@@ -76,20 +76,26 @@ def kpis(district) -> dict:
 
 
 def test_deliveries_and_share_to_friendly_units(district, kpis):
-    hand = by_hand(district, """
+    hand = by_hand(
+        district,
+        """
         select count(*) filter (where delivered) as deliveries,
                count(*) filter (where delivered and to_friendly) / count(*) filter (where delivered) as share
-        from day_orders""")
+        from day_orders""",
+    )
     assert hand["deliveries"] > 5000  # a real district day at scale 0.02
     assert kpis["deliveries"] == hand["deliveries"]
     assert kpis["share_to_friendly_units"] == pytest.approx(hand["share"], abs=1e-12)
 
 
 def test_median_last100_friendly_vs_not(district, kpis):
-    hand = by_hand(district, """
+    hand = by_hand(
+        district,
+        """
         select median(minutes) filter (where timed and to_friendly) as friendly,
                median(minutes) filter (where timed and unit_id is not null and not to_friendly) as other
-        from day_orders""")
+        from day_orders""",
+    )
     assert kpis["median_last100_min_friendly"] == pytest.approx(hand["friendly"], abs=1e-9)
     assert kpis["median_last100_min_non_friendly"] == pytest.approx(hand["other"], abs=1e-9)
     # The world's friendly saving shows in the medians (2-4.5 min by type).
@@ -97,24 +103,35 @@ def test_median_last100_friendly_vs_not(district, kpis):
 
 
 def test_station_visits_and_points(district, kpis):
-    hand = district.rows("""
+    hand = district.rows(
+        """
         select count(*) filter (where event_type = 'check_in') as visits,
                sum(points) filter (where event_type = 'points_earn') as earned,
                sum(points) filter (where event_type = 'points_redeem') as redeemed
         from staging.stg_stations__events
-        where cast(event_at as date) = ?""", [TEST_DATE])[0]
+        where cast(event_at as date) = ?""",
+        [TEST_DATE],
+    )[0]
     assert hand["visits"] > 0 and hand["earned"] > 0 and hand["redeemed"] > 0
     assert (kpis["station_visits"], kpis["points_earned"], kpis["points_redeemed"]) == (
-        hand["visits"], hand["earned"], hand["redeemed"])
+        hand["visits"],
+        hand["earned"],
+        hand["redeemed"],
+    )
 
 
 def test_unit_access_daily_row_of_the_busiest_unit(district):
     """The busiest unit of the day with no suppressed cell: every published figure of its row."""
-    unsuppressed = {u for (u,) in district.query(
-        "select unit_id from marts.unit_access_daily where business_date = ? and suppressed_cells = ''",
-        [TEST_DATE])}
+    unsuppressed = {
+        u
+        for (u,) in district.query(
+            "select unit_id from marts.unit_access_daily where business_date = ? and suppressed_cells = ''", [TEST_DATE]
+        )
+    }
     assert unsuppressed
-    hand_rows = district.rows(DAY_ORDERS.replace("$d", f"date '{TEST_DATE}'") + """
+    hand_rows = district.rows(
+        DAY_ORDERS.replace("$d", f"date '{TEST_DATE}'")
+        + """
         select unit_id,
                count(*) filter (where delivered) as deliveries,
                count(*) filter (where status = 'cancelled') as cancellations,
@@ -130,12 +147,17 @@ def test_unit_access_daily_row_of_the_busiest_unit(district):
         from day_orders
         where unit_id is not null
         group by unit_id
-        order by deliveries desc, unit_id""")
+        order by deliveries desc, unit_id"""
+    )
     hand = next(r for r in hand_rows if r["unit_id"] in unsuppressed)
-    mart = district.rows("select * from marts.unit_access_daily where unit_id = ? and business_date = ?",
-                         [hand["unit_id"], TEST_DATE])[0]
+    mart = district.rows(
+        "select * from marts.unit_access_daily where unit_id = ? and business_date = ?", [hand["unit_id"], TEST_DATE]
+    )[0]
     assert (mart["deliveries"], mart["cancellations"], mart["elderly_meal_deliveries"]) == (
-        hand["deliveries"], hand["cancellations"], hand["elderly"])
+        hand["deliveries"],
+        hand["cancellations"],
+        hand["elderly"],
+    )
     assert mart["median_last100_min"] == pytest.approx(hand["median_min"], abs=1e-9)
     assert mart["p90_last100_min"] == pytest.approx(hand["p90_min"], abs=1e-9)
     assert mart["share_entry_code_or_nfc"] == pytest.approx(hand["code_or_nfc"], abs=1e-12)
@@ -145,11 +167,15 @@ def test_unit_access_daily_row_of_the_busiest_unit(district):
 
 def test_unit_access_daily_totals_match_the_matched_deliveries(district):
     """Summed over units, the day's published deliveries (K-suppressed cells aside) equal the hand count."""
-    hand = district.rows(DAY_ORDERS.replace("$d", f"date '{TEST_DATE}'") + """
+    hand = district.rows(
+        DAY_ORDERS.replace("$d", f"date '{TEST_DATE}'")
+        + """
         select unit_id, count(*) filter (where delivered) as deliveries
-        from day_orders where unit_id is not null group by unit_id""")
-    published = dict(district.query(
-        "select unit_id, deliveries from marts.unit_access_daily where business_date = ?", [TEST_DATE]))
+        from day_orders where unit_id is not null group by unit_id"""
+    )
+    published = dict(
+        district.query("select unit_id, deliveries from marts.unit_access_daily where business_date = ?", [TEST_DATE])
+    )
     assert set(published) == {r["unit_id"] for r in hand}
     for r in hand:
         assert published[r["unit_id"]] in (None, r["deliveries"]), r["unit_id"]
@@ -185,8 +211,10 @@ def test_unit_medians_keep_elemes_milliseconds(district):
     equality on a real district day. The sub-second case is the dbt unit tests'
     (int_orders_matched_last100_exact_to_the_millisecond, stg_eleme__orders_keeps_milliseconds).
     """
-    hand_rows = district.rows(DAY_ORDERS.replace("$d", f"date '{TEST_DATE}'")
-                              + ELEME_RAW_MS.replace("$d", f"date '{TEST_DATE}'") + """
+    hand_rows = district.rows(
+        DAY_ORDERS.replace("$d", f"date '{TEST_DATE}'")
+        + ELEME_RAW_MS.replace("$d", f"date '{TEST_DATE}'")
+        + """
         select unit_id,
                count(*) filter (where timed and platform = 'eleme') as eleme_timed,
                median(ms_minutes) filter (where delivered and ms_minutes > 0 and ms_minutes <= 120) as median_ms,
@@ -194,11 +222,17 @@ def test_unit_medians_keep_elemes_milliseconds(district):
                    as p90_ms
         from exact
         where unit_id is not null
-        group by unit_id""")
+        group by unit_id"""
+    )
     hand = {r["unit_id"]: r for r in hand_rows}
-    mart = {r["unit_id"]: r for r in district.rows(
-        "select unit_id, median_last100_min, p90_last100_min from marts.unit_access_daily"
-        " where business_date = ? and median_last100_min is not null", [TEST_DATE])}
+    mart = {
+        r["unit_id"]: r
+        for r in district.rows(
+            "select unit_id, median_last100_min, p90_last100_min from marts.unit_access_daily"
+            " where business_date = ? and median_last100_min is not null",
+            [TEST_DATE],
+        )
+    }
     assert len([u for u in mart if hand[u]["eleme_timed"] > 0]) > 20
     for unit_id, row in mart.items():
         assert row["median_last100_min"] == pytest.approx(hand[unit_id]["median_ms"], abs=1e-9), unit_id
@@ -208,17 +242,22 @@ def test_unit_medians_keep_elemes_milliseconds(district):
 def test_data_health_counts_unit_deliveries_only(district, kpis):
     """No gate time / out-of-range last-100 values are counted over deliveries to units only; deliveries
     outside every unit (no gate time by nature) are not."""
-    hand = by_hand(district, """
+    hand = by_hand(
+        district,
+        """
         select count(*) filter (where delivered and unit_id is not null and gate_at is null) as no_gate,
                count(*) filter (where delivered and unit_id is not null and gate_at is not null and not timed)
                    as out_of_range,
                count(*) filter (where delivered and unit_id is null and not coalesce(timed, false))
                    as outside_units,
                count(*) filter (where delivered and not coalesce(timed, false)) as old_rule
-        from day_orders""")
-    print(f"{TEST_DATE}: unit deliveries with no gate time {hand['no_gate']}, out of range"
-          f" {hand['out_of_range']}, untimed deliveries outside any unit {hand['outside_units']},"
-          f" the old implausible_last100 {hand['old_rule']}")
+        from day_orders""",
+    )
+    print(
+        f"{TEST_DATE}: unit deliveries with no gate time {hand['no_gate']}, out of range"
+        f" {hand['out_of_range']}, untimed deliveries outside any unit {hand['outside_units']},"
+        f" the old implausible_last100 {hand['old_rule']}"
+    )
     assert hand["no_gate"] > 0 and hand["out_of_range"] > 0 and hand["outside_units"] > 0
     assert kpis["unit_deliveries_no_gate_time"] == hand["no_gate"]
     assert kpis["unit_deliveries_last100_out_of_range"] == hand["out_of_range"]

@@ -52,8 +52,9 @@ def run_days(data_dir: Path, runs: list[dict]) -> list[dict]:
     plan = data_dir / f"plan-{time.monotonic_ns()}.json"
     plan.write_text(json.dumps({"data_dir": str(data_dir), "runs": runs}))
     env = {**dbt_env(data_dir), "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, str(DRIVER), str(plan)], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, str(DRIVER), str(plan)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
     if result.returncode != 0:
         raise AssertionError(f"daily builds failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
@@ -62,8 +63,10 @@ def run_days(data_dir: Path, runs: list[dict]) -> list[dict]:
 def table_rows(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, tuple[list[str], list[tuple]]]:
     """Every table of ``schema``: its columns and rows."""
     out = {}
-    for (table,) in con.execute("select table_name from information_schema.tables where table_schema = ? "
-                                "and table_type = 'BASE TABLE'", [schema]).fetchall():
+    for (table,) in con.execute(
+        "select table_name from information_schema.tables where table_schema = ? and table_type = 'BASE TABLE'",
+        [schema],
+    ).fetchall():
         cur = con.execute(f'select * from {schema}."{table}"')
         out[table] = ([d[0] for d in cur.description], cur.fetchall())
     return out
@@ -118,8 +121,9 @@ def daily(tmp_path_factory) -> DailyRun:
             folders = fetch_landing(sandbox, [(s, day) for s in SOURCES], landing, "daily", now=clock)
             runs.append({"business_date": day.isoformat(), "folders": [str(f) for f in folders.values()]})
         sandbox.set_clock(SETTLED_CLOCK)
-        corrected = fetch_landing(sandbox, [(s, CHANGED) for s in ORDER_SOURCES], landing, "corrected",
-                                  now=SETTLED_CLOCK)
+        corrected = fetch_landing(
+            sandbox, [(s, CHANGED) for s in ORDER_SOURCES], landing, "corrected", now=SETTLED_CLOCK
+        )
     timings["fetch_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     run_days(data_dir, runs)
@@ -194,18 +198,22 @@ def test_marts_outside_the_window_are_unchanged(daily):
             continue
         i = columns.index(column)
         if column == "month":
+
             def outside(r, i=i):
                 return _month_start(r[i]) < WINDOW_START.replace(day=1)
         else:
+
             def outside(r, i=i):
                 return r[i] < WINDOW_START
+
         old = sorted((r for r in before_rows if outside(r)), key=repr)
         new = sorted((r for r in after_rows if outside(r)), key=repr)
         assert old, f"{mart}: no rows before the window to compare"
         assert new == old, mart
         compared.append(mart)
-    assert {"unit_access_daily", "station_usage_daily", "street_coverage_monthly",
-            "volunteer_activity_monthly"} <= set(compared)
+    assert {"unit_access_daily", "station_usage_daily", "street_coverage_monthly", "volunteer_activity_monthly"} <= set(
+        compared
+    )
 
 
 def test_unit_access_daily_changed_only_where_corrected_orders_count(daily, corrected_keys):
@@ -216,7 +224,7 @@ def test_unit_access_daily_changed_only_where_corrected_orders_count(daily, corr
     status = columns.index("status")
 
     def figures(r: tuple) -> tuple:
-        return r[:status] + r[status + 1:]
+        return r[:status] + r[status + 1 :]
 
     before = {(r[unit], r[day]): r for r in before_rows}
     after = {(r[unit], r[day]): r for r in after_rows}

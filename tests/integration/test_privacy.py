@@ -32,8 +32,14 @@ def mart_columns(district) -> dict[str, list[tuple[str, str]]]:
 
 def test_every_mart_is_checked(district):
     assert set(mart_columns(district)) >= {
-        "unit_access_daily", "friendly_effect", "street_coverage_monthly", "station_usage_daily",
-        "service_circle_daily", "volunteer_activity_monthly", "union_coverage_monthly", "district_daily_kpis",
+        "unit_access_daily",
+        "friendly_effect",
+        "street_coverage_monthly",
+        "station_usage_daily",
+        "service_circle_daily",
+        "volunteer_activity_monthly",
+        "union_coverage_monthly",
+        "district_daily_kpis",
         "friendly_event_study",
     }
 
@@ -50,9 +56,19 @@ def test_no_rider_key_column_or_value(district):
 
 # Published counts of people, by the column's name: each counts the people it names, so its own value is
 # the number of people behind it.
-PEOPLE_COUNTS = ("active_riders", "distinct_riders", "active_volunteers", "riders_visited_30d",
-                 "active_riders_in_good_standing", "members_in_good_standing", "new_members", "withdrawals",
-                 "expulsions", "adopted_riders", "control_riders")
+PEOPLE_COUNTS = (
+    "active_riders",
+    "distinct_riders",
+    "active_volunteers",
+    "riders_visited_30d",
+    "active_riders_in_good_standing",
+    "members_in_good_standing",
+    "new_members",
+    "withdrawals",
+    "expulsions",
+    "adopted_riders",
+    "control_riders",
+)
 PEOPLE_WORDS = re.compile(r"riders|volunteers|members|withdrawals|expulsions")
 # Data health: rows of a source's whole file per stage (union_members_fetched...), not cells of people.
 LOAD_COUNTS = re.compile(r"_(fetched|loaded|quarantined|duplicates_removed)$")
@@ -117,41 +133,89 @@ _UNIT_STREET = f"""(select o.*, coalesce(u.street_id, 'unmatched') as street_id,
                            cast(date_trunc('month', o.business_date) as date) as month
                     from {_ORDERS} o left join seeds.units u using (unit_id))"""
 EVENT_COUNTS = [
-    ("unit_access_daily", "deliveries", "unit_id, business_date",
-     f"select unit_id, business_date, count(distinct rider_key) filter (where is_delivered) as n "
-     f"from {_ORDERS} where unit_id is not null group by all"),
-    ("unit_access_daily", "cancellations", "unit_id, business_date",
-     f"select unit_id, business_date, count(distinct rider_key) filter (where status = 'cancelled') as n "
-     f"from {_ORDERS} where unit_id is not null group by all"),
-    ("unit_access_daily", "elderly_meal_deliveries", "unit_id, business_date",
-     f"select unit_id, business_date, count(distinct rider_key) filter (where is_delivered and elderly_meal) "
-     f"as n from {_ORDERS} where unit_id is not null group by all"),
-    ("service_circle_daily", "deliveries", "street_id, business_date",
-     f"select street_id, business_date, count(distinct rider_key) as n from {_UNIT_STREET} "
-     "where is_delivered group by all"),
-    ("street_coverage_monthly", "deliveries", "street_id, month",
-     f"select street_id, month, count(distinct rider_key) as n from {_UNIT_STREET} "
-     "where is_delivered and unit_id is not null group by all"),
-    ("district_daily_kpis", "deliveries", "business_date",
-     f"select business_date, count(distinct rider_key) as n from {_ORDERS} where is_delivered group by all"),
-    ("district_daily_kpis", "station_visits", "business_date",
-     f"select event_date as business_date, count(distinct rider_key) as n from {_EVENTS} "
-     "where event_type = 'check_in' group by all"),
-    ("district_daily_kpis", "points_earned", "business_date",
-     f"select event_date as business_date, count(distinct rider_key) as n from {_EVENTS} "
-     "where event_type = 'points_earn' group by all"),
-    ("station_usage_daily", "visits", "station_id, event_date",
-     f"select station_id, event_date, count(distinct rider_key) as n from {_EVENTS} "
-     "where event_type = 'check_in' group by all"),
-    ("station_usage_daily", "canteen_meals", "station_id, event_date",
-     f"select station_id, event_date, count(distinct rider_key) as n from {_EVENTS} "
-     "where event_type = 'service' and service = 'meal' group by all"),
-    ("station_usage_daily", "points_redeemed", "station_id, event_date",
-     f"select station_id, event_date, count(distinct rider_key) as n from {_EVENTS} "
-     "where event_type = 'points_redeem' group by all"),
-    ("station_usage_daily", "services_charging", "station_id, event_date",
-     f"select station_id, event_date, count(distinct rider_key) as n from {_EVENTS} "
-     "where event_type = 'service' and service = 'charging' group by all"),
+    (
+        "unit_access_daily",
+        "deliveries",
+        "unit_id, business_date",
+        f"select unit_id, business_date, count(distinct rider_key) filter (where is_delivered) as n "
+        f"from {_ORDERS} where unit_id is not null group by all",
+    ),
+    (
+        "unit_access_daily",
+        "cancellations",
+        "unit_id, business_date",
+        f"select unit_id, business_date, count(distinct rider_key) filter (where status = 'cancelled') as n "
+        f"from {_ORDERS} where unit_id is not null group by all",
+    ),
+    (
+        "unit_access_daily",
+        "elderly_meal_deliveries",
+        "unit_id, business_date",
+        f"select unit_id, business_date, count(distinct rider_key) filter (where is_delivered and elderly_meal) "
+        f"as n from {_ORDERS} where unit_id is not null group by all",
+    ),
+    (
+        "service_circle_daily",
+        "deliveries",
+        "street_id, business_date",
+        f"select street_id, business_date, count(distinct rider_key) as n from {_UNIT_STREET} "
+        "where is_delivered group by all",
+    ),
+    (
+        "street_coverage_monthly",
+        "deliveries",
+        "street_id, month",
+        f"select street_id, month, count(distinct rider_key) as n from {_UNIT_STREET} "
+        "where is_delivered and unit_id is not null group by all",
+    ),
+    (
+        "district_daily_kpis",
+        "deliveries",
+        "business_date",
+        f"select business_date, count(distinct rider_key) as n from {_ORDERS} where is_delivered group by all",
+    ),
+    (
+        "district_daily_kpis",
+        "station_visits",
+        "business_date",
+        f"select event_date as business_date, count(distinct rider_key) as n from {_EVENTS} "
+        "where event_type = 'check_in' group by all",
+    ),
+    (
+        "district_daily_kpis",
+        "points_earned",
+        "business_date",
+        f"select event_date as business_date, count(distinct rider_key) as n from {_EVENTS} "
+        "where event_type = 'points_earn' group by all",
+    ),
+    (
+        "station_usage_daily",
+        "visits",
+        "station_id, event_date",
+        f"select station_id, event_date, count(distinct rider_key) as n from {_EVENTS} "
+        "where event_type = 'check_in' group by all",
+    ),
+    (
+        "station_usage_daily",
+        "canteen_meals",
+        "station_id, event_date",
+        f"select station_id, event_date, count(distinct rider_key) as n from {_EVENTS} "
+        "where event_type = 'service' and service = 'meal' group by all",
+    ),
+    (
+        "station_usage_daily",
+        "points_redeemed",
+        "station_id, event_date",
+        f"select station_id, event_date, count(distinct rider_key) as n from {_EVENTS} "
+        "where event_type = 'points_redeem' group by all",
+    ),
+    (
+        "station_usage_daily",
+        "services_charging",
+        "station_id, event_date",
+        f"select station_id, event_date, count(distinct rider_key) as n from {_EVENTS} "
+        "where event_type = 'service' and service = 'charging' group by all",
+    ),
 ]
 
 
@@ -171,7 +235,8 @@ def test_event_counts_stand_on_k_riders(district, mart, cell, keys, recount):
     assert not [r for r in rows if r[0] not in (None, 0) and r[1] == 0], "a count of events of no rider"
     assert all(named for value, n, named in rows if 0 < n < K)
     assert not [r for r in rows if r[0] is None and r[1] > 0 and not r[2]], (
-        "a NULL count that suppressed_cells does not name")
+        "a NULL count that suppressed_cells does not name"
+    )
     assert not [r for r in rows if r[0] is not None and r[2]], "a named cell that is published"
 
 
@@ -182,13 +247,15 @@ def test_friendly_effect_groups_stand_on_k_riders(district):
         "select unit_type, did_saving_min, suppressed_cells from marts.friendly_effect where units_measured > 0"
     ):
         assert did is not None and "did_saving_min" not in named.split(","), unit_type
-    riders = dict(district.query("""
+    riders = dict(
+        district.query("""
         select u.unit_type, count(distinct o.rider_key)
         from intermediate.int_orders_matched o join seeds.units u using (unit_id)
         where o.is_delivered and u.friendly_since between date '2026-08-01' and date '2026-08-14'
           and (o.business_date between u.friendly_since - 28 and u.friendly_since - 1
                or o.business_date between u.friendly_since + 7 and u.friendly_since + 34)
-        group by u.unit_type"""))
+        group by u.unit_type""")
+    )
     assert riders and min(riders.values()) >= K
 
 
@@ -198,14 +265,19 @@ def _suppressed_cells(path) -> tuple[int, int]:
 
     rows = cells = 0
     with duckdb.connect(str(path), read_only=True) as con:
-        tables = [t for (t,) in con.execute(
-            "select table_name from information_schema.columns where table_schema = 'marts' "
-            "and column_name = 'suppressed_cells' order by 1").fetchall()]
+        tables = [
+            t
+            for (t,) in con.execute(
+                "select table_name from information_schema.columns where table_schema = 'marts' "
+                "and column_name = 'suppressed_cells' order by 1"
+            ).fetchall()
+        ]
         for table in tables:
             r, n = con.execute(
                 "select count(*) filter (where suppressed_cells <> ''), "
                 "coalesce(sum(len(string_split(nullif(suppressed_cells, ''), ','))), 0) "
-                f'from marts."{table}"').fetchone()
+                f'from marts."{table}"'
+            ).fetchone()
             rows, cells = rows + r, cells + n
     return rows, cells
 

@@ -33,8 +33,12 @@ SEED, SCALE = 7, 0.01
 D1 = date(2026, 10, 20)
 D2 = D1 + timedelta(days=1)
 BEFORE = D1 - timedelta(days=2)  # the day before the first station file
-DAILY_MARTS = {"unit_access_daily": "business_date", "station_usage_daily": "event_date",
-               "service_circle_daily": "business_date", "district_daily_kpis": "business_date"}
+DAILY_MARTS = {
+    "unit_access_daily": "business_date",
+    "station_usage_daily": "event_date",
+    "service_circle_daily": "business_date",
+    "district_daily_kpis": "business_date",
+}
 
 
 def _rows(path: Path) -> dict[str, list[dict]]:
@@ -46,7 +50,8 @@ def _rows(path: Path) -> dict[str, list[dict]]:
             out[mart] = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         late = con.execute(
             "select count(*) from staging.stg_stations__events where event_date = ? and event_type = 'check_in'",
-            [BEFORE]).fetchone()[0]
+            [BEFORE],
+        ).fetchone()[0]
         out["late_check_ins_before"] = late
         return out
 
@@ -60,7 +65,8 @@ def runs(tmp_path_factory) -> dict[date, dict]:
         env.setenv("XIHU_K_ANON", "1")
         for day in (D1, D2):
             clock = datetime.combine(day + timedelta(days=1), datetime.min.time(), TZ_SHANGHAI) + timedelta(
-                hours=1, minutes=30)
+                hours=1, minutes=30
+            )
             sandbox.set_clock(clock)
             jobs = [(job["source"], date.fromisoformat(job["business_date"])) for job in fetch_plan(day)]
             folders = fetch_landing(sandbox, jobs, data_dir / "landing", f"run-{day}", now=clock)
@@ -73,8 +79,10 @@ def _statuses(rows: list[dict], column: str, day: date) -> set[str]:
     return {r["status"] for r in rows if r[column] == day}
 
 
-FIGURES = {"station_usage_daily": ("visits", "distinct_riders", "canteen_meals", "points_redeemed"),
-           "district_daily_kpis": ("station_visits", "points_earned", "points_redeemed")}
+FIGURES = {
+    "station_usage_daily": ("visits", "distinct_riders", "canteen_meals", "points_redeemed"),
+    "district_daily_kpis": ("station_visits", "points_earned", "points_redeemed"),
+}
 
 
 def test_the_day_before_the_first_station_file_is_partial_with_null_figures(runs):
@@ -104,8 +112,10 @@ def test_the_runs_day_is_provisional_and_final_after_the_next_run(runs):
         assert _statuses(second[mart], column, D1) == {"final"}, mart
         assert _statuses(second[mart], column, D2) == {"provisional"}, mart
     # D1's station figures are published while provisional, and D2's file (D1's late events) moves them.
-    visits = {run: sum(r["station_visits"] for r in runs[run]["district_daily_kpis"] if r["business_date"] == D1)
-              for run in (D1, D2)}
+    visits = {
+        run: sum(r["station_visits"] for r in runs[run]["district_daily_kpis"] if r["business_date"] == D1)
+        for run in (D1, D2)
+    }
     assert 0 < visits[D1] < visits[D2]
 
 

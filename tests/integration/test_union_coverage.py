@@ -11,12 +11,14 @@ import pytest
 pytestmark = pytest.mark.slow  # builds the sandbox district (minutes)
 
 
-
 def test_every_active_rider_has_one_work_street(district):
     # active riders per platform and month, recounted from the matched deliveries
-    riders = dict(((m, p), n) for m, p, n in district.query("""
+    riders = dict(
+        ((m, p), n)
+        for m, p, n in district.query("""
         select date_trunc('month', business_date)::date, platform, count(distinct rider_key)
-        from intermediate.int_orders_matched where is_delivered and rider_key is not null group by 1, 2"""))
+        from intermediate.int_orders_matched where is_delivered and rider_key is not null group by 1, 2""")
+    )
     cells = district.query("""
         select month, platform, sum(active_riders), count(*) filter (where hidden),
                count(*) filter (where active_riders is null and not hidden)
@@ -46,8 +48,10 @@ def test_work_street_coverage_is_not_members_only(district):
           and street_id not in ('unknown', 'outside_registry', 'no_unit_delivery', 'all')""")
     work = [r for r in rows if r["street_basis"] == "work"]
     assert len(work) >= 10
-    district_rate = dict(district.query("""
-        select month, coverage_rate from marts.union_coverage_monthly where org_level = 'district'"""))
+    district_rate = dict(
+        district.query("""
+        select month, coverage_rate from marts.union_coverage_monthly where org_level = 'district'""")
+    )
     for r in work:
         # a work street holds members and non-members alike: its rate is near the district's, far from the
         # ~90% a members-only denominator gives

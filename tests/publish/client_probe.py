@@ -57,8 +57,9 @@ def probe_sqlalchemy(folder: Path) -> dict:
                 rows = conn.execute(sa.select(table)).fetchall()
             tables[name] = {"rows": len(rows), "columns": columns}
     with engine.connect() as conn:
-        street_rows = conn.execute(sa.text(
-            "select street_id, sum(deliveries) as deliveries from unit_access_daily group by street_id")).fetchall()
+        street_rows = conn.execute(
+            sa.text("select street_id, sum(deliveries) as deliveries from unit_access_daily group by street_id")
+        ).fetchall()
     try:
         with engine.begin() as conn:
             conn.execute(sa.text(WRITE))
@@ -67,8 +68,11 @@ def probe_sqlalchemy(folder: Path) -> dict:
         write_error = str(error.orig)
     engine.dispose()
     return {
-        "versions": {"duckdb": duckdb.__version__, "duckdb_engine": duckdb_engine.__version__,
-                     "sqlalchemy": sa.__version__},
+        "versions": {
+            "duckdb": duckdb.__version__,
+            "duckdb_engine": duckdb_engine.__version__,
+            "sqlalchemy": sa.__version__,
+        },
         "schemas": inspector.get_schema_names(),
         "tables": tables,
         "query": {"streets": len(street_rows), "deliveries": sum(d or 0 for _, d in street_rows)},

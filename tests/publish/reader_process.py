@@ -40,12 +40,11 @@ def read_round(root: Path) -> tuple[str, list[str]]:
                 table = pq.read_table(folder / "parquet" / f"{mart}.parquet")
                 rows = con.execute(f'select count(*) from "{mart}"').fetchone()[0]
                 if table.num_rows != manifest["marts"][mart]["rows"] or rows != table.num_rows:
-                    problems.append(f"{folder.name}/{mart}: {rows} rows in DuckDB, {table.num_rows} in"
-                                    " Parquet")
-            in_duckdb = {r[0] for r in con.execute("select distinct deliveries from unit_access_daily")
-                         .fetchall()}
-            in_parquet = set(pq.read_table(folder / "parquet" / "unit_access_daily.parquet")
-                             .column("deliveries").to_pylist())
+                    problems.append(f"{folder.name}/{mart}: {rows} rows in DuckDB, {table.num_rows} in Parquet")
+            in_duckdb = {r[0] for r in con.execute("select distinct deliveries from unit_access_daily").fetchall()}
+            in_parquet = set(
+                pq.read_table(folder / "parquet" / "unit_access_daily.parquet").column("deliveries").to_pylist()
+            )
             if in_duckdb != {marker} or in_parquet != {marker}:
                 problems.append(f"{folder.name}: run {marker}, DuckDB {in_duckdb}, Parquet {in_parquet}")
             time.sleep(0.01)  # hold every file open a little longer, as a slow client would
@@ -76,10 +75,21 @@ def main(root: Path, stop_file: Path) -> None:
             break
     held_values = [r[0] for r in held.execute("select distinct deliveries from unit_access_daily").fetchall()]
     held.close()
-    print(json.dumps({"rounds": rounds, "versions_seen": sorted(set(seen)),
-                      "last_seen": seen[-1] if seen else None,
-                      "problems": problems, "held_version": held_folder.name, "held_values": held_values,
-                      "held_from": held_since, "held_until": time.time()}), flush=True)
+    print(
+        json.dumps(
+            {
+                "rounds": rounds,
+                "versions_seen": sorted(set(seen)),
+                "last_seen": seen[-1] if seen else None,
+                "problems": problems,
+                "held_version": held_folder.name,
+                "held_values": held_values,
+                "held_from": held_since,
+                "held_until": time.time(),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -189,7 +189,8 @@ def test_every_section_is_drawn_from_a_full_version(version):
     units = section(page, "map").count("<circle")
     with duckdb.connect(str(version / "marts.duckdb"), read_only=True) as con:
         n_units, n_friendly = con.execute(
-            f"select count(*), count(*) filter (friendly_since <= date '{DAY}') from dim_units").fetchone()
+            f"select count(*), count(*) filter (friendly_since <= date '{DAY}') from dim_units"
+        ).fetchone()
     assert units == n_units
     assert section(page, "map").count('fill="#2e7d32"/>') == n_friendly
     assert f"{n_friendly}" in section(page, "map").split("<svg")[0]
@@ -245,8 +246,9 @@ def test_manifest_lists_the_briefing_with_its_checksums(version):
 def test_the_briefing_is_built_from_the_version_only(version, full_warehouse, tmp_path):
     page = (version / HTML_NAME).read_text(encoding="utf-8")
     with duckdb.connect(str(version / "marts.duckdb"), read_only=True) as con:
-        deliveries = con.execute(f"select deliveries from district_daily_kpis where business_date = '{DAY}'"
-                                 ).fetchone()[0]
+        deliveries = con.execute(
+            f"select deliveries from district_daily_kpis where business_date = '{DAY}'"
+        ).fetchone()[0]
     card = re.search(r'id="kpi-deliveries">.*?<div class="value">([^<]*)</div>', page, re.S).group(1)
     assert card == f"{deliveries:,}"
     # The working warehouse changes after publishing: rebuilding the version's briefing gives the same page.
@@ -291,8 +293,9 @@ def test_real_publication_from_a_dbt_built_warehouse(built, tmp_path):  # noqa: 
     effect = section(page, "effect")
     assert "<svg" in effect and "not in this version" not in effect
     with duckdb.connect(str(current / "marts.duckdb"), read_only=True) as con:
-        rows = con.execute("select unit_type, did_saving_min, units_measured, suppressed_cells "
-                           "from friendly_effect").fetchall()
+        rows = con.execute(
+            "select unit_type, did_saving_min, units_measured, suppressed_cells from friendly_effect"
+        ).fetchall()
         months = con.execute("select max(month) from street_coverage_monthly").fetchone()[0]
     for unit_type, did, measured, hidden in rows:
         if did is not None:  # a published DiD figure is drawn with its value

@@ -71,18 +71,29 @@ def test_comments_reach_every_format_of_the_version(warehouse, published):
     folder = published / "versions" / manifest.version
 
     columns = {c["name"]: c["description"] for c in manifest.marts["street_coverage_monthly"]["columns"]}
-    assert columns == {"street_id": "Street key (dim_streets)", "street_name": "街道名称, it's Chinese",
-                       "month": None, "friendly_share": None}
+    assert columns == {
+        "street_id": "Street key (dim_streets)",
+        "street_name": "街道名称, it's Chinese",
+        "month": None,
+        "friendly_share": None,
+    }
     with duckdb.connect(str(folder / "marts.duckdb"), read_only=True) as con:
-        comments = dict(con.execute("select column_name, comment from duckdb_columns()"
-                                    " where table_name = 'street_coverage_monthly'").fetchall())
-        table_comment = con.execute("select comment from duckdb_tables()"
-                                    " where table_name = 'street_coverage_monthly'").fetchone()[0]
-        catalog = con.execute("select column_name, ordinal, data_type, description from column_catalog"
-                              " where mart = 'street_coverage_monthly' order by ordinal").fetchall()
+        comments = dict(
+            con.execute(
+                "select column_name, comment from duckdb_columns() where table_name = 'street_coverage_monthly'"
+            ).fetchall()
+        )
+        table_comment = con.execute(
+            "select comment from duckdb_tables() where table_name = 'street_coverage_monthly'"
+        ).fetchone()[0]
+        catalog = con.execute(
+            "select column_name, ordinal, data_type, description from column_catalog"
+            " where mart = 'street_coverage_monthly' order by ordinal"
+        ).fetchall()
         undescribed_catalog_columns = con.execute(
             "select count(*) from duckdb_columns() where table_name in ('mart_catalog', 'column_catalog')"
-            " and comment is null").fetchone()[0]
+            " and comment is null"
+        ).fetchone()[0]
     assert comments == columns
     assert table_comment == manifest.marts["street_coverage_monthly"]["description"]
     assert table_comment.startswith("One row per street and month")
@@ -98,8 +109,9 @@ def test_comments_reach_every_format_of_the_version(warehouse, published):
     # DuckDB readers see the key-value metadata, and the data is the mart's
     with duckdb.connect() as con:
         parquet = str(folder / "parquet" / "street_coverage_monthly.parquet")
-        kv = dict(con.execute("select key::varchar, value::varchar from parquet_kv_metadata(?)",
-                              [parquet]).fetchall())
+        kv = dict(con.execute("select key::varchar, value::varchar from parquet_kv_metadata(?)", [parquet]).fetchall())
         assert kv["xihu.mart"] == "street_coverage_monthly"
         assert con.execute("select count(*), min(street_name) from read_parquet(?)", [parquet]).fetchone() == (
-            11, "北山街道")
+            11,
+            "北山街道",
+        )

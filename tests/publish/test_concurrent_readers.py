@@ -24,8 +24,12 @@ def test_a_reader_process_sees_whole_versions_and_never_blocks_publishing(
     set_deliveries(0)
     first = publish_version(warehouse, published, "2026-11-28", "run-0").version
     stop = tmp_path / "stop"
-    reader = subprocess.Popen([sys.executable, str(READER), str(published), str(stop)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, str(READER), str(published), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         ready = json.loads(reader.stdout.readline() or "{}")
         assert ready.get("ready") == first, reader.stderr.read()

@@ -29,15 +29,16 @@ def inherited_umask():
 
 
 def _modes(root: Path) -> dict[str, int]:
-    return {str(p.relative_to(root)): stat.S_IMODE(p.lstat().st_mode) for p in root.rglob("*")
-            if not p.is_symlink()}
+    return {str(p.relative_to(root)): stat.S_IMODE(p.lstat().st_mode) for p in root.rglob("*") if not p.is_symlink()}
 
 
 def test_a_load_and_publish_leave_nothing_world_readable(data_dir, inherited_umask, request):
     assert apply_data_umask() == 0o022  # what an entry point does first
     warehouse = request.getfixturevalue("warehouse")  # the marts, written only now, under the new umask
-    folders = [write_landing(data_dir, "meituan", [[meituan(i) for i in range(5)]]),
-               write_landing(data_dir, "union_members", [[member("A1"), member("A2")]])]
+    folders = [
+        write_landing(data_dir, "meituan", [[meituan(i) for i in range(5)]]),
+        write_landing(data_dir, "union_members", [[member("A1"), member("A2")]]),
+    ]
     load_many(warehouse, folders)
     manifest = publish_version(warehouse, data_dir / "published", "2026-11-28", "run-1")
 
@@ -63,8 +64,7 @@ def test_without_the_entry_points_umask_files_would_be_world_readable(data_dir, 
 
 @pytest.mark.parametrize("entry", ["dags/xihu_friendly_daily.py", "dags/xihu_bi_refresh.py"])
 def test_dag_files_set_the_umask_of_their_task_processes(entry):
-    code = ("import os, runpy; os.umask(0o022); "
-            f"runpy.run_path({str(ROOT / entry)!r}); print(oct(os.umask(0o022)))")
+    code = f"import os, runpy; os.umask(0o022); runpy.run_path({str(ROOT / entry)!r}); print(oct(os.umask(0o022)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == oct(DATA_UMASK)
 

@@ -28,8 +28,13 @@ def _sha(path: Path) -> str:
 
 
 def test_publish_writes_every_file_with_checksums_bom_and_catalog(warehouse, published):
-    manifest = publish_version(warehouse, published, "2026-11-28", "scheduled__2026-11-28T17:30:00+00:00",
-                               descriptions={"unit_access_daily": "One row per unit and business date"})
+    manifest = publish_version(
+        warehouse,
+        published,
+        "2026-11-28",
+        "scheduled__2026-11-28T17:30:00+00:00",
+        descriptions={"unit_access_daily": "One row per unit and business date"},
+    )
     assert re.fullmatch(r"\d{8}T\d{6}Z-2026-11-28-[0-9a-f]{8}", manifest.version)
     folder = published / "versions" / manifest.version
     assert os.path.realpath(published / "current") == str(folder)
@@ -46,7 +51,8 @@ def test_publish_writes_every_file_with_checksums_bom_and_catalog(warehouse, pub
         assert _sha(folder / name) == digest, name
     assert manifest.marts["unit_access_daily"]["rows"] == 50
     assert {"name": "street_name", "type": "VARCHAR", "description": None} in (
-        manifest.marts["street_coverage_monthly"]["columns"])  # the hand-made mart has no column comments
+        manifest.marts["street_coverage_monthly"]["columns"]
+    )  # the hand-made mart has no column comments
 
     raw_csv = (folder / "csv" / "street_coverage_monthly.csv").read_bytes()
     assert raw_csv.startswith(b"\xef\xbb\xbf") and not raw_csv[3:].startswith(b"\xef\xbb\xbf")
@@ -91,8 +97,9 @@ def test_readers_never_see_a_mixed_version_while_publishing(warehouse, published
                 for name, digest in manifest["files"].items():
                     if name.startswith("parquet/") and _sha(folder / name) != digest:
                         problems.append(f"{name} does not match the manifest of {folder.name}")
-                values = set(pq.read_table(folder / "parquet" / "unit_access_daily.parquet")
-                             .column("deliveries").to_pylist())
+                values = set(
+                    pq.read_table(folder / "parquet" / "unit_access_daily.parquet").column("deliveries").to_pylist()
+                )
                 if values != {marker}:
                     problems.append(f"{folder.name}: run {marker} but data {values}")
                 seen.append(folder.name)
@@ -145,16 +152,28 @@ def test_old_versions_are_pruned_but_never_the_current_one(warehouse, published,
 
 
 def test_shell_lists_the_catalog_and_refuses_writes(warehouse, published):
-    publish_version(warehouse, published, "2026-11-28", "run-1",
-                    descriptions={"unit_access_daily": "One row per unit and business date"})
+    publish_version(
+        warehouse,
+        published,
+        "2026-11-28",
+        "run-1",
+        descriptions={"unit_access_daily": "One row per unit and business date"},
+    )
     cli = [sys.executable, "-m", "publish", "--root", str(published), "shell"]
-    session = subprocess.run(cli, cwd=REPO, input="select mart, description\nfrom mart_catalog;\n.quit\n",
-                             capture_output=True, text=True, timeout=60)
+    session = subprocess.run(
+        cli,
+        cwd=REPO,
+        input="select mart, description\nfrom mart_catalog;\n.quit\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert session.returncode == 0, session.stderr
     assert "unit_access_daily" in session.stdout and "One row per unit and business date" in session.stdout
     assert "友好单元覆盖" in session.stdout
-    write = subprocess.run([*cli, "-c", "delete from unit_access_daily"], cwd=REPO, capture_output=True,
-                           text=True, timeout=60)
+    write = subprocess.run(
+        [*cli, "-c", "delete from unit_access_daily"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert write.returncode == 1 and "read-only" in write.stdout.lower()
 
 
@@ -216,8 +235,14 @@ def test_a_version_named_before_the_marts_are_built(warehouse, published):
     rows = "select run_id, business_date::varchar, version, status from audit.publications order by all"
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute(rows).fetchall() == [("run-2", "2026-11-29", planned, "published")]
-    manifest = publish_version(warehouse, published, "2026-11-29", "run-2", version=planned,
-                               before_switch=lambda m: record_publication(warehouse, m))
+    manifest = publish_version(
+        warehouse,
+        published,
+        "2026-11-29",
+        "run-2",
+        version=planned,
+        before_switch=lambda m: record_publication(warehouse, m),
+    )
     assert manifest.version == planned and current_version(published) == planned
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute(rows).fetchall() == [("run-2", "2026-11-29", planned, "published")]

@@ -51,14 +51,18 @@ def client_venv() -> Path:
     if (venv / ".complete").exists():
         return venv
     shutil.rmtree(venv, ignore_errors=True)
-    steps = [[str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)],
-             [str(UV), "pip", "sync", "--quiet", "--python", str(venv / "bin" / "python"), str(CLIENT_REQUIREMENTS)]]
+    steps = [
+        [str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)],
+        [str(UV), "pip", "sync", "--quiet", "--python", str(venv / "bin" / "python"), str(CLIENT_REQUIREMENTS)],
+    ]
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             if any(sign in done.stderr for sign in UNREACHABLE):
-                pytest.skip("PyPI unreachable, the clients' virtualenv cannot be made: "
-                            + " && ".join(" ".join(s) for s in steps))
+                pytest.skip(
+                    "PyPI unreachable, the clients' virtualenv cannot be made: "
+                    + " && ".join(" ".join(s) for s in steps)
+                )
             raise AssertionError(f"{' '.join(step)} failed:\n{done.stderr}")
     (venv / ".complete").touch()
     return venv
@@ -72,14 +76,20 @@ def dbt_version(tmp_path_factory) -> Path:
     scenario = choose_scenario()
     write_raw_warehouse(data_dir, scenario, build_orders(scenario))
     run_dbt_build(data_dir, REPORTING_DATE)
-    publish_version(data_dir / "warehouse" / "xihu.duckdb", data_dir / "published", REPORTING_DATE.isoformat(),
-                    "run-clients")
+    publish_version(
+        data_dir / "warehouse" / "xihu.duckdb", data_dir / "published", REPORTING_DATE.isoformat(), "run-clients"
+    )
     return Path(os.path.realpath(data_dir / "published" / "current"))
 
 
 def _probe(venv: Path, mode: str, folder: Path) -> dict:
-    done = subprocess.run([str(venv / "bin" / "python"), str(PROBE), mode, str(folder)],
-                          capture_output=True, text=True, timeout=300, env={"PATH": os.environ["PATH"]})
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), str(PROBE), mode, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": os.environ["PATH"]},
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -93,7 +103,8 @@ def _assert_unchanged(folder: Path) -> None:
     manifest = Manifest.read(folder)
     assert {name: sha256_file(folder / name) for name in manifest.files} == manifest.files
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == sorted(
-        [*manifest.files, "manifest.json"])
+        [*manifest.files, "manifest.json"]
+    )
 
 
 def test_duckdb_1_5_cli_reads_every_table_read_only(client_venv, dbt_version):
@@ -102,8 +113,12 @@ def test_duckdb_1_5_cli_reads_every_table_read_only(client_venv, dbt_version):
     database = str(dbt_version / "marts.duckdb")
 
     def cli(sql: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(client_venv / "bin" / "duckdb"), "-readonly", "-json", database, "-c", sql],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [str(client_venv / "bin" / "duckdb"), "-readonly", "-json", database, "-c", sql],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     version = cli("select library_version from pragma_version()")
     assert version.returncode == 0, version.stderr + version.stdout
@@ -152,10 +167,12 @@ def test_superset_sqlalchemy_reflects_every_table_and_column_read_only(client_ve
         assert [name for name, _ in reflected["columns"]] == [c["name"] for c in meta["columns"]]
         published = {c["name"]: c["type"] for c in meta["columns"]}
         assert {n: t for n, t in reflected["columns"] if published[n] == "BIGINT"} == {
-            n: "BIGINT" for n, t in published.items() if t == "BIGINT"}
+            n: "BIGINT" for n, t in published.items() if t == "BIGINT"
+        }
     with duckdb.connect(str(dbt_version / "marts.duckdb"), read_only=True) as con:
-        streets, deliveries = con.execute("select count(distinct street_id), sum(deliveries) from unit_access_daily"
-                                          ).fetchone()
+        streets, deliveries = con.execute(
+            "select count(distinct street_id), sum(deliveries) from unit_access_daily"
+        ).fetchone()
     assert seen["query"] == {"streets": streets, "deliveries": deliveries} and deliveries > 0
     assert "read-only" in seen["write_error"]
     _assert_unchanged(dbt_version)
@@ -167,8 +184,10 @@ def test_pandas_and_pyarrow_old_and_new_see_bigint(client_venv, dbt_version):
     manifest = Manifest.read(dbt_version)
     warehouse = dbt_version.parents[2] / "warehouse" / "xihu.duckdb"
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        hugeint = con.execute("select table_name, column_name from information_schema.columns "
-                              "where table_schema = 'marts' and data_type = 'HUGEINT'").fetchall()
+        hugeint = con.execute(
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema = 'marts' and data_type = 'HUGEINT'"
+        ).fetchall()
     assert ("volunteer_activity_monthly", "points_earned") in hugeint  # a sum, HUGEINT in the warehouse
     old = _probe(client_venv, "parquet", dbt_version)
     assert old["versions"] == {"pandas": "2.1.4", "pyarrow": "18.1.0"}
@@ -180,9 +199,11 @@ def test_pandas_and_pyarrow_old_and_new_see_bigint(client_venv, dbt_version):
             types = {c["name"]: c["type"] for c in meta["columns"]}
             assert "HUGEINT" not in types.values()
             assert {n: t for n, t in table["arrow_types"].items() if types[n] == "BIGINT"} == {
-                n: "int64" for n, t in types.items() if t == "BIGINT"}
+                n: "int64" for n, t in types.items() if t == "BIGINT"
+            }
             assert {n: t for n, t in table["pandas_dtypes"].items() if types[n] == "BIGINT"} == {
-                n: "Int64" for n, t in types.items() if t == "BIGINT"}
+                n: "Int64" for n, t in types.items() if t == "BIGINT"
+            }
     for table, column in hugeint:
         assert {c["name"]: c["type"] for c in manifest.marts[table]["columns"]}[column] == "BIGINT"
 
@@ -248,15 +269,19 @@ def test_pyarrow_and_pandas_read_parquet_and_csv(current):
     assert set(streets["street_name"]) == set(STREETS)
     parquet = pd.read_parquet(current / "parquet" / "street_coverage_monthly.parquet")
     assert set(parquet["street_name"]) == set(STREETS)
-    assert pd.api.types.is_bool_dtype(pd.read_parquet(current / "parquet" / "unit_access_daily.parquet")
-                                      ["is_friendly"])
+    assert pd.api.types.is_bool_dtype(pd.read_parquet(current / "parquet" / "unit_access_daily.parquet")["is_friendly"])
 
 
 def _soffice(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """Headless LibreOffice with a throwaway profile (a shared profile would serialise parallel runs)."""
     profile = (tmp_path / "lo-profile").as_uri()
-    return subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", *args],
-                          capture_output=True, text=True, timeout=180, check=True)
+    return subprocess.run(
+        ["soffice", f"-env:UserInstallation={profile}", "--headless", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
 
 
 @pytest.mark.skipif(
@@ -268,18 +293,25 @@ def test_libreoffice_opens_the_csv_with_chinese_text(current, tmp_path):
     headless (it falls back to the locale's 8-bit charset), so the import names UTF-8 (76), as an analyst
     picks "Unicode (UTF-8)" in Calc's Text Import dialog; docs/analysts.md says so."""
     source = current / "csv" / "street_coverage_monthly.csv"
-    _soffice(tmp_path, "--infilter=CSV:44,34,76,1", "--convert-to", "xlsx",
-             "--outdir", str(tmp_path / "xlsx"), str(source))
+    _soffice(
+        tmp_path, "--infilter=CSV:44,34,76,1", "--convert-to", "xlsx", "--outdir", str(tmp_path / "xlsx"), str(source)
+    )
     workbook = tmp_path / "xlsx" / "street_coverage_monthly.xlsx"
     with zipfile.ZipFile(workbook) as xlsx:
         strings = xlsx.read("xl/sharedStrings.xml").decode("utf-8")
     assert all(name in strings for name in STREETS)
     assert "\ufeff" not in strings  # the BOM was read as a BOM, not as part of the first header
 
-    _soffice(tmp_path, "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1", "--outdir",
-             str(tmp_path / "back"), str(workbook))
-    back = list(csv.DictReader((tmp_path / "back" / "street_coverage_monthly.csv").read_text(
-        encoding="utf-8-sig").splitlines()))
+    _soffice(
+        tmp_path,
+        "--convert-to",
+        "csv:Text - txt - csv (StarCalc):44,34,76,1",
+        "--outdir",
+        str(tmp_path / "back"),
+        str(workbook),
+    )
+    back = list(
+        csv.DictReader((tmp_path / "back" / "street_coverage_monthly.csv").read_text(encoding="utf-8-sig").splitlines())
+    )
     original = list(csv.DictReader(source.read_text(encoding="utf-8-sig").splitlines()))
-    assert [(r["street_id"], r["street_name"]) for r in back] == [
-        (r["street_id"], r["street_name"]) for r in original]
+    assert [(r["street_id"], r["street_name"]) for r in back] == [(r["street_id"], r["street_name"]) for r in original]

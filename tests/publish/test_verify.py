@@ -55,12 +55,15 @@ def test_a_byte_appended_to_a_csv_of_current_withdraws_it(three, published, caps
 def test_a_rewritten_parquet_of_current_withdraws_it(three, published):
     parquet = Path(os.path.realpath(published / "current" / "parquet" / "unit_access_daily.parquet"))
     with duckdb.connect() as con:  # same schema, one row changed: what a careless "fix" would do
-        con.execute(f"copy (select * replace (deliveries + 1 as deliveries) from '{parquet}') "
-                    f"to '{parquet}.tmp' (format parquet)")
+        con.execute(
+            f"copy (select * replace (deliveries + 1 as deliveries) from '{parquet}') "
+            f"to '{parquet}.tmp' (format parquet)"
+        )
     os.replace(f"{parquet}.tmp", parquet)
     verified = verify_published(published)
-    assert verified.damaged == {three[-1]: ["parquet/unit_access_daily.parquet changed (sha256 differs from the "
-                                            "manifest)"]}
+    assert verified.damaged == {
+        three[-1]: ["parquet/unit_access_daily.parquet changed (sha256 differs from the manifest)"]
+    }
     assert (verified.current_before, verified.current_after) == (three[-1], three[1])
     assert current_version(published) == three[1]
     assert not verify_published(published).damaged
@@ -80,8 +83,9 @@ def test_an_older_damaged_version_is_withdrawn_and_current_stays(three, publishe
     (published / "versions" / three[0] / "csv" / "street_coverage_monthly.csv").unlink()
     (published / "versions" / three[0] / "marts.duckdb.wal").write_bytes(b"x")
     verified = verify_published(published)
-    assert verified.damaged == {three[0]: ["csv/street_coverage_monthly.csv missing",
-                                           "marts.duckdb.wal not in the manifest"]}
+    assert verified.damaged == {
+        three[0]: ["csv/street_coverage_monthly.csv missing", "marts.duckdb.wal not in the manifest"]
+    }
     assert current_version(published) == three[-1]
     assert versions(published) == three[1:]
     assert "current:" not in verified.summary()  # current did not move

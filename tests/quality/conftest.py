@@ -15,8 +15,7 @@ import pytest
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds"
 DAY = dt.date(2026, 11, 28)
 HISTORY_DAYS = 7
-TYPES = ["residential_compound", "office_building", "scenic_area", "hospital", "university",
-         "construction_site"]
+TYPES = ["residential_compound", "office_building", "scenic_area", "hospital", "university", "construction_site"]
 SOURCES = {
     # source: (raw table, rows per day)
     "meituan": ("meituan_orders", 40),
@@ -38,27 +37,55 @@ def _payload(source: str, day: dt.date, i: int) -> tuple[str, dict]:
     key = f"{day:%Y%m%d}-{i:04d}"
     lng, lat = 120.10 + i * 0.001, 30.25 + i * 0.001
     if source == "meituan":
-        return key, {"order_id": key, "status": [20, 30, 50, 99][i % 4], "recipient_lng": lng,
-                     "recipient_lat": lat, "courier_phone": _rider(i)}
+        return key, {
+            "order_id": key,
+            "status": [20, 30, 50, 99][i % 4],
+            "recipient_lng": lng,
+            "recipient_lat": lat,
+            "courier_phone": _rider(i),
+        }
     if source == "eleme":
-        return key, {"open_order_code": key, "order_status": [1, 20, 80, 2, 3, 4, 5][i % 7],
-                     "lng": str(lng), "lat": str(lat), "carrier_driver_phone": _rider(i)}
+        return key, {
+            "open_order_code": key,
+            "order_status": [1, 20, 80, 2, 3, 4, 5][i % 7],
+            "lng": str(lng),
+            "lat": str(lat),
+            "carrier_driver_phone": _rider(i),
+        }
     if source == "sf":
-        return key, {"sf_order_id": key, "order_status": [10, 12, 15, 17, 2][i % 5], "user_lng": lng,
-                     "user_lat": lat, "lbs_type": 1 + i % 2, "operator_phone": _rider(i)}
+        return key, {
+            "sf_order_id": key,
+            "order_status": [10, 12, 15, 17, 2][i % 5],
+            "user_lng": lng,
+            "user_lat": lat,
+            "lbs_type": 1 + i % 2,
+            "operator_phone": _rider(i),
+        }
     if source == "shansong":
         log = [{"status": s, "time": f"{day}T12:0{n}:00+08:00"} for n, s in enumerate([20, 30, 40, 50])]
-        return key, {"orderNo": key, "statusChangeLog": log, "receiver": {"lng": lng, "lat": lat},
-                     "courier": {"id": i, "mobile": _rider(i)}}
+        return key, {
+            "orderNo": key,
+            "statusChangeLog": log,
+            "receiver": {"lng": lng, "lat": lat},
+            "courier": {"id": i, "mobile": _rider(i)},
+        }
     if source == "union_members":
-        return f"M{i:05d}-U01", {"会员编号": f"M{i:05d}", "会员状态": "在册" if i % 5 else "退会",
-                                 "身份证校验": "valid" if i % 30 else "bad_check_digit"}
+        return f"M{i:05d}-U01", {
+            "会员编号": f"M{i:05d}",
+            "会员状态": "在册" if i % 5 else "退会",
+            "身份证校验": "valid" if i % 30 else "bad_check_digit",
+        }
     if source == "union_orgs":
         return f"U{i:02d}", {"工会编码": f"U{i:02d}"}
     # stations: check-ins, and for riders 0..6 an earning of 10 points then a redemption of 5.
     kinds = ["check_in", "check_out", "points_earn", "points_redeem"]
-    event = {"event_id": f"ev-{key}", "station_id": f"NF-{i % 9 + 1:04d}", "type": kinds[i % 4],
-             "ts": f"{day}T{8 + i % 12:02d}:{i % 60:02d}:00+08:00", "rider_phone": _rider(i // 4)}
+    event = {
+        "event_id": f"ev-{key}",
+        "station_id": f"NF-{i % 9 + 1:04d}",
+        "type": kinds[i % 4],
+        "ts": f"{day}T{8 + i % 12:02d}:{i % 60:02d}:00+08:00",
+        "rider_phone": _rider(i // 4),
+    }
     if event["type"] == "points_earn":
         event["points"] = 10
     if event["type"] == "points_redeem":
@@ -73,8 +100,9 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
     con.execute("create schema intermediate")
     con.execute("create schema seeds")
     for seed in ("units", "streets", "stations", "volunteer_teams"):
-        con.execute(f"create table seeds.{seed} as select * from read_csv(?, header = true)",
-                    [str(SEEDS_DIR / f"{seed}.csv")])
+        con.execute(
+            f"create table seeds.{seed} as select * from read_csv(?, header = true)", [str(SEEDS_DIR / f"{seed}.csv")]
+        )
     days = [day - dt.timedelta(days=n) for n in range(HISTORY_DAYS, -1, -1)]
     for source, (table, rows) in SOURCES.items():
         con.execute(
@@ -85,8 +113,17 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
         for d in days:
             for i in range(rows):
                 record_id, payload = _payload(source, d, i)
-                values.append((record_id, d, json.dumps(payload, ensure_ascii=False), f"f-{d}",
-                               "page-00001.json.gz", i, dt.datetime.combine(d, dt.time(18))))
+                values.append(
+                    (
+                        record_id,
+                        d,
+                        json.dumps(payload, ensure_ascii=False),
+                        f"f-{d}",
+                        "page-00001.json.gz",
+                        i,
+                        dt.datetime.combine(d, dt.time(18)),
+                    )
+                )
         con.executemany(f"insert into raw.{table} values (?, ?, ?, ?, ?, ?, ?)", values)
     con.execute(
         "create table raw.load_audit (source varchar, business_date date, fetch_id varchar, fetched integer,"
@@ -97,8 +134,9 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
     for d in days:
         for source, (_, rows) in SOURCES.items():
             quarantined = 1 if rows >= 20 else 0
-            audit.append((source, d, f"f-{d}", rows + quarantined, rows, quarantined,
-                          dt.datetime.combine(d, dt.time(18)), 0))
+            audit.append(
+                (source, d, f"f-{d}", rows + quarantined, rows, quarantined, dt.datetime.combine(d, dt.time(18)), 0)
+            )
     con.executemany("insert into raw.load_audit values (?, ?, ?, ?, ?, ?, ?, ?)", audit)
     _build_ledger(con)
     _build_drift_measures(con, days)
@@ -153,8 +191,7 @@ def _build_drift_measures(con: duckdb.DuckDBPyConnection, days: list[dt.date]) -
     )
     con.executemany(
         "insert into intermediate.int_drift_measures_daily values (?, ?, ?, ?, null, null, null, false, null)",
-        [(d, source, measure, value)
-         for d in days for measure, sources, value in DRIFT_MEASURES for source in sources],
+        [(d, source, measure, value) for d in days for measure, sources, value in DRIFT_MEASURES for source in sources],
     )
 
 
@@ -284,8 +321,11 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
         {"day": day},
     )
     services = ", ".join(
-        f"case when s = 9 then null else {n} end as services_{name}" for n, name in enumerate(
-            ["charging", "water", "microwave", "rest", "restroom", "first_aid", "haircut", "bike_repair"]))
+        f"case when s = 9 then null else {n} end as services_{name}"
+        for n, name in enumerate(
+            ["charging", "water", "microwave", "rest", "restroom", "first_aid", "haircut", "bike_repair"]
+        )
+    )
     con.execute(
         f"""
         create table marts.station_usage_daily as
@@ -366,8 +406,10 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
         f"any_value(duplicates_removed) filter (where source = '{s}') as {s}_duplicates_removed"
         for s in SOURCES
     )
-    con.execute(f"create temporary table load_pivot as select business_date, {per_source}"
-                " from raw.load_audit group by business_date")
+    con.execute(
+        f"create temporary table load_pivot as select business_date, {per_source}"
+        " from raw.load_audit group by business_date"
+    )
     con.execute(
         """
         create table marts.district_daily_kpis as
@@ -384,18 +426,35 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
         """,
         {"day": day},
     )
-    reasons = ["missing_id", "wrong_type", "bad_coordinates", "missing_order_time", "unparseable_order_time",
-               "order_time_not_on_business_date", "invalid_json", "missing_event_id",
-               "unparseable_ts", "other_reason"]
-    totals = {kind: " + ".join(f"{s}_{kind}" for s in SOURCES)
-              for kind in ("fetched", "loaded", "quarantined", "duplicates_removed")}
+    reasons = [
+        "missing_id",
+        "wrong_type",
+        "bad_coordinates",
+        "missing_order_time",
+        "unparseable_order_time",
+        "order_time_not_on_business_date",
+        "invalid_json",
+        "missing_event_id",
+        "unparseable_ts",
+        "other_reason",
+    ]
+    totals = {
+        kind: " + ".join(f"{s}_{kind}" for s in SOURCES)
+        for kind in ("fetched", "loaded", "quarantined", "duplicates_removed")
+    }
     gates = ", ".join(
         f"7 as {stage}_suites, 40 as {stage}_expectations_evaluated, 0 as {stage}_failed_critical,"
-        f" 0 as {stage}_failed_warning, true as {stage}_gate_passed" for stage in ("raw", "marts"))
-    drift = ", ".join([f"0 as {p}_{kind}_records" for p in ("meituan", "eleme", "sf", "shansong")
-                       for kind in ("unknown_field", "missing_optional_field")]
-                      + [f"0 as stations_{kind}_records" for kind in ("unknown_field", "unknown_station",
-                                                                     "unknown_team")])
+        f" 0 as {stage}_failed_warning, true as {stage}_gate_passed"
+        for stage in ("raw", "marts")
+    )
+    drift = ", ".join(
+        [
+            f"0 as {p}_{kind}_records"
+            for p in ("meituan", "eleme", "sf", "shansong")
+            for kind in ("unknown_field", "missing_optional_field")
+        ]
+        + [f"0 as stations_{kind}_records" for kind in ("unknown_field", "unknown_station", "unknown_team")]
+    )
     con.execute(
         f"""
         create table marts.pipeline_runs as
@@ -404,8 +463,7 @@ def _build_marts(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
                {totals["fetched"]} as total_fetched, {totals["loaded"]} as total_loaded,
                {totals["quarantined"]} as total_quarantined,
                {totals["duplicates_removed"]} as total_duplicates_removed,
-               {", ".join(f"{totals['quarantined'] if r == 'missing_id' else 0} as quarantined_{r}"
-                          for r in reasons)},
+               {", ".join(f"{totals['quarantined'] if r == 'missing_id' else 0} as quarantined_{r}" for r in reasons)},
                {drift}, 0 as drift_flags, null::varchar as flag_reasons,
                {gates}, 'published' as publication_status, 'v-' || business_date as published_version,
                business_date + interval 18 hour as published_at,

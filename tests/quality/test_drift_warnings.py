@@ -40,19 +40,34 @@ def test_an_ordinary_day_warns_of_nothing(warehouse):
     assert drift.failures == ()
 
 
-@pytest.mark.parametrize(("source", "measure", "value", "reason", "rule"), [
-    ("meituan", "aoi_match_rate", 0.41,
-     "meituan aoi_match_rate 0.410 outside [0.650, 0.950] (trailing 7-day median 0.800)",
-     "AOI match rate of every platform within tolerance of its trailing 7-day median"),
-    ("sf", "gate_time_missing_rate", 0.5,
-     "sf gate_time_missing_rate 0.500 outside [0.000, 0.130] (trailing 7-day median 0.030)",
-     "share of deliveries to units without a gate time within tolerance of its trailing 7-day median"),
-    ("stations", "unknown_station_records", 3,
-     "stations: 3 events at station ids the stations seed does not know (NF-9999)",
-     "every station id of the day's station log is in the stations seed"),
-], ids=["aoi match rate halved", "sf gate times missing", "unknown station id"])
-def test_a_flagged_measure_warns_with_its_reason_and_never_blocks(warehouse, source, measure, value, reason,
-                                                                  rule):
+@pytest.mark.parametrize(
+    ("source", "measure", "value", "reason", "rule"),
+    [
+        (
+            "meituan",
+            "aoi_match_rate",
+            0.41,
+            "meituan aoi_match_rate 0.410 outside [0.650, 0.950] (trailing 7-day median 0.800)",
+            "AOI match rate of every platform within tolerance of its trailing 7-day median",
+        ),
+        (
+            "sf",
+            "gate_time_missing_rate",
+            0.5,
+            "sf gate_time_missing_rate 0.500 outside [0.000, 0.130] (trailing 7-day median 0.030)",
+            "share of deliveries to units without a gate time within tolerance of its trailing 7-day median",
+        ),
+        (
+            "stations",
+            "unknown_station_records",
+            3,
+            "stations: 3 events at station ids the stations seed does not know (NF-9999)",
+            "every station id of the day's station log is in the stations seed",
+        ),
+    ],
+    ids=["aoi match rate halved", "sf gate times missing", "unknown station id"],
+)
+def test_a_flagged_measure_warns_with_its_reason_and_never_blocks(warehouse, source, measure, value, reason, rule):
     _flag(warehouse, source, measure, value, reason)
     result = run_gate("marts", warehouse, DAY, RUN)
     assert result.success
@@ -82,11 +97,15 @@ def test_the_suite_has_one_warning_per_measure_of_the_model():
     models = yaml.safe_load((ROOT / "dbt_project/models/intermediate/_intermediate__models.yml").read_text())
     [model] = [m for m in models["models"] if m["name"] == "int_drift_measures_daily"]
     [column] = [c for c in model["columns"] if c["name"] == "measure"]
-    [values] = [t["accepted_values"]["arguments"]["values"] for t in column["data_tests"]
-                if isinstance(t, dict) and "accepted_values" in t]
+    [values] = [
+        t["accepted_values"]["arguments"]["values"]
+        for t in column["data_tests"]
+        if isinstance(t, dict) and "accepted_values" in t
+    ]
     suite = json.loads((ROOT / "expectations/gx/expectations/data_drift.json").read_text())
-    conditions = [e["kwargs"]["row_condition"]["parameter"] for e in suite["expectations"]
-                  if "row_condition" in e["kwargs"]]
+    conditions = [
+        e["kwargs"]["row_condition"]["parameter"] for e in suite["expectations"] if "row_condition" in e["kwargs"]
+    ]
     assert conditions == values
     assert {e["severity"] for e in suite["expectations"]} == {"warning"}
     assert [m for m, _, _ in DRIFT_MEASURES] == values

@@ -34,15 +34,23 @@ def _points_suite(warehouse, day: dt.date):
 
 def _violation_on(day: dt.date) -> str:
     """Mark the day's redemption at NF-0004 (rider 0's, one a day) as a shortfall of 5 points."""
-    return ("update intermediate.int_rider_points_ledger set is_violation = true, shortfall_points = 5"
-            f" where event_date = '{day}' and movement = 'redeem' and station_id = 'NF-0004'")
+    return (
+        "update intermediate.int_rider_points_ledger set is_violation = true, shortfall_points = 5"
+        f" where event_date = '{day}' and movement = 'redeem' and station_id = 'NF-0004'"
+    )
 
 
 def test_a_redemption_of_points_earned_before_the_first_file_passes(warehouse):
     # On the first loaded day a new rider redeems 40 points they earned before it: raw has no earning, and
     # the ledger funds it from the opening balance instead of calling it a violation.
-    pre_history = {"event_id": "ev-pre-1", "station_id": "NF-0001", "type": "points_redeem", "points": 40,
-                   "ts": f"{FIRST_DAY}T09:00:00+08:00", "rider_phone": "f" * 32}
+    pre_history = {
+        "event_id": "ev-pre-1",
+        "station_id": "NF-0001",
+        "type": "points_redeem",
+        "points": 40,
+        "ts": f"{FIRST_DAY}T09:00:00+08:00",
+        "rider_phone": "f" * 32,
+    }
     _sql(
         warehouse,
         "insert into raw.station_events values ('ev-pre-1', '{0}', '{1}', 'f-{0}', 'page-00001.json.gz', 99,"

@@ -15,8 +15,9 @@ SUITES_DIR = Path(__file__).resolve().parents[2] / "expectations" / "gx" / "expe
 
 def test_mart_suites_check_the_documented_schema(tmp_path):
     # the registries (tag registry: dim_streets, ...) are gated by their dbt tests, not by a suite
-    marts = {name: node for name, node in published_marts(parse_manifest(tmp_path)).items()
-             if "registry" not in node["tags"]}
+    marts = {
+        name: node for name, node in published_marts(parse_manifest(tmp_path)).items() if "registry" not in node["tags"]
+    }
     assert len(marts) >= 9
     mart_suites = {s.name for s in SUITES if s.stage == "marts"}
     assert set(marts) <= mart_suites

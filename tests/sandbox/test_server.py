@@ -207,13 +207,9 @@ class Clients:
             "offset": str(offset),
             "limit": str(limit),
         }
-        params["sign"] = hashlib.sha1(
-            (secret + "".join(k + v for k, v in sorted(params.items()))).encode()
-        ).hexdigest()
+        params["sign"] = hashlib.sha1((secret + "".join(k + v for k, v in sorted(params.items()))).encode()).hexdigest()
         params.update(extra or {})
-        return self.http.get(
-            f"{self.base}/meituan/v1/orders", params=params, timeout=kw.pop("timeout", TIMEOUT), **kw
-        )
+        return self.http.get(f"{self.base}/meituan/v1/orders", params=params, timeout=kw.pop("timeout", TIMEOUT), **kw)
 
     def meituan_all(self, day=DAY, extra=None):
         pages, offset = [], 0
@@ -302,9 +298,7 @@ class Clients:
             + form["timestamp"]
         )
         form["sign"] = hashlib.md5(plain.encode()).hexdigest().upper()
-        return self.http.post(
-            f"{self.base}/shansong/openapi/developer/v5/orderList{extra}", data=form, timeout=TIMEOUT
-        )
+        return self.http.post(f"{self.base}/shansong/openapi/developer/v5/orderList{extra}", data=form, timeout=TIMEOUT)
 
 
 @pytest.fixture
@@ -320,9 +314,7 @@ def test_meituan_signing_timestamp_and_limit(clients):
     assert clients.meituan().json()["code"] == 0
     assert clients.meituan(secret="wrong").json()["code"] == 1001
     assert clients.meituan(extra={"app_key": "someone-else"}).json()["code"] == 1001
-    assert (
-        clients.meituan(extra={"offset": "1000"}).json()["code"] == 1001
-    )  # a parameter changed after signing
+    assert clients.meituan(extra={"offset": "1000"}).json()["code"] == 1001  # a parameter changed after signing
     assert clients.meituan(ts=time.time() - 301).json()["code"] == 1002
     assert clients.meituan(ts=time.time() + 250).json()["code"] == 0
     assert clients.meituan(limit=1001).json()["code"] == 1003
@@ -364,14 +356,10 @@ def test_sf_signature_pages_and_bd09(clients, world):
         {"dev_id": 1234, "date": DAY.isoformat(), "page": 1, "page_size": 500}, separators=(",", ":")
     ).encode()
     assert clients.sf(body=compact).json()["error_code"] == 0  # the exact bytes sent, whatever the spacing
-    assert (
-        clients.sf(body=compact, send=compact.replace(b'"page":1', b'"page":2')).json()["error_code"] == 1001
-    )
+    assert clients.sf(body=compact, send=compact.replace(b'"page":1', b'"page":2')).json()["error_code"] == 1001
     assert clients.sf(extra="&sandbox_fault=duplicates:0").json()["error_code"] == 0
     first = clients.sf().json()["result"]
-    pages = [first["list"]] + [
-        clients.sf(p).json()["result"]["list"] for p in range(2, first["total_page"] + 1)
-    ]
+    pages = [first["list"]] + [clients.sf(p).json()["result"]["list"] for p in range(2, first["total_page"] + 1)]
     ids = _ids(pages, "sf_order_id")
     truth = {str(o["order_id"]): o for o in world.orders("sf", DAY, corrected=False)}
     assert set(ids) == set(truth)
@@ -414,10 +402,7 @@ def test_shansong_signature_paging_and_body_rate_limit(clients, sandbox, world):
 def test_union_exports_gbk_crlf_basic_auth(sandbox, world):
     url = f"{sandbox.base_url}/union/exports/members"
     assert (
-        requests.get(
-            url, params={"date": DAY.isoformat()}, auth=("union", "nope"), timeout=TIMEOUT
-        ).status_code
-        == 401
+        requests.get(url, params={"date": DAY.isoformat()}, auth=("union", "nope"), timeout=TIMEOUT).status_code == 401
     )
     r = requests.get(url, params={"date": DAY.isoformat()}, auth=("union", "union-secret"), timeout=TIMEOUT)
     assert r.status_code == 200 and "gbk" in r.headers["Content-Type"].lower()
@@ -428,9 +413,7 @@ def test_union_exports_gbk_crlf_basic_auth(sandbox, world):
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert rows[0].keys() >= {"会员编号", "身份证号", "所属工会编码", "状态变更日期"}
     assert len(rows) == len(world.union_members(DAY))
-    orgs = requests.get(
-        f"{sandbox.base_url}/union/exports/orgs", auth=("union", "union-secret"), timeout=TIMEOUT
-    )
+    orgs = requests.get(f"{sandbox.base_url}/union/exports/orgs", auth=("union", "union-secret"), timeout=TIMEOUT)
     org_rows = list(csv.DictReader(io.StringIO(orgs.content.decode("gbk"), newline="")))
     assert len(org_rows) == len(world.union_orgs()) and {r["类型"] for r in org_rows} >= {"企业工会"}
 
@@ -465,13 +448,8 @@ def test_truth_faults_and_clock_endpoints(sandbox, world):
     assert truth == json.loads(json.dumps(world.truth(), default=str))
     r = requests.put(f"{sandbox.base_url}/sandbox/faults", json={"http_5xx": 0.5}, timeout=TIMEOUT)
     assert r.json() == {"http_5xx": 0.5} and sandbox.state.faults() == {"http_5xx": 0.5}
-    assert (
-        requests.put(f"{sandbox.base_url}/sandbox/faults", json={"bogus": 1}, timeout=TIMEOUT).status_code
-        == 400
-    )
-    r = requests.put(
-        f"{sandbox.base_url}/sandbox/clock", json={"now": "2026-11-19T06:00:00+08:00"}, timeout=TIMEOUT
-    )
+    assert requests.put(f"{sandbox.base_url}/sandbox/faults", json={"bogus": 1}, timeout=TIMEOUT).status_code == 400
+    r = requests.put(f"{sandbox.base_url}/sandbox/clock", json={"now": "2026-11-19T06:00:00+08:00"}, timeout=TIMEOUT)
     assert r.json()["now"].startswith("2026-11-19T06:00")
 
 
@@ -602,11 +580,7 @@ def test_cli_serve_on_port_zero_and_seeds(tmp_path):
         assert line.startswith("sandbox listening on http://127.0.0.1:")
         base = line.rsplit(" ", 1)[-1]
         assert requests.get(f"{base}/sandbox/faults", timeout=TIMEOUT).json() == {"http_429": 0.5}
-        assert (
-            requests.get(f"{base}/sandbox/clock", timeout=TIMEOUT)
-            .json()["now"]
-            .startswith("2026-11-19T01:30")
-        )
+        assert requests.get(f"{base}/sandbox/clock", timeout=TIMEOUT).json()["now"].startswith("2026-11-19T01:30")
     finally:
         proc.terminate()
         proc.wait(timeout=10)

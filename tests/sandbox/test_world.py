@@ -54,8 +54,14 @@ def test_registries_counts_and_independent_of_seed():
     assert rows == World(99, 2.0).registries()
     assert len(rows["streets"]) == 11 and len(rows["volunteer_teams"]) == 17
     types = collections.Counter(u["unit_type"] for u in rows["units"])
-    assert types == {"residential_compound": 447, "office_building": 301, "scenic_area": 8, "hospital": 48,
-                     "university": 23, "construction_site": 111}
+    assert types == {
+        "residential_compound": 447,
+        "office_building": 301,
+        "scenic_area": 8,
+        "hospital": 48,
+        "university": 23,
+        "construction_site": 111,
+    }
     kinds = collections.Counter(s["station_kind"] for s in rows["stations"])
     assert kinds == {"rest_station": 264, "canteen": 31, "caring_merchant": 226}
     assert rows["stations"][0]["station_id"] == "NF-0001"
@@ -68,9 +74,13 @@ def test_registries_counts_and_independent_of_seed():
 
 def test_committed_seeds_match_generator(tmp_path):
     counts = write_seeds(tmp_path)
-    assert counts == {"streets": 11, "units": 938, "aoi_crosswalk": sum(1 for _ in
-                      csv.DictReader(open(tmp_path / "aoi_crosswalk.csv", encoding="utf-8"))),
-                      "stations": 521, "volunteer_teams": 17}
+    assert counts == {
+        "streets": 11,
+        "units": 938,
+        "aoi_crosswalk": sum(1 for _ in csv.DictReader(open(tmp_path / "aoi_crosswalk.csv", encoding="utf-8"))),
+        "stations": 521,
+        "volunteer_teams": 17,
+    }
     for name in counts:
         assert (tmp_path / f"{name}.csv").read_bytes() == (SEEDS_DIR / f"{name}.csv").read_bytes(), name
 
@@ -89,8 +99,9 @@ def test_friendly_adoption_plan():
     w0, w1 = DID_WINDOW
     for t in UNIT_TYPE_ORDER:
         of_type = [u for u in units if u["unit_type"] == t]
-        adopters = [u for u in of_type if u["friendly_since"] and w0.isoformat() <= u["friendly_since"]
-                    <= w1.isoformat()]
+        adopters = [
+            u for u in of_type if u["friendly_since"] and w0.isoformat() <= u["friendly_since"] <= w1.isoformat()
+        ]
         late = (w1 + dt.timedelta(days=34)).isoformat()
         controls = [u for u in of_type if not u["friendly_since"] or u["friendly_since"] > late]
         assert len(adopters) >= 3 and len(controls) >= 3, t
@@ -105,13 +116,17 @@ def test_friendly_adoption_plan():
 def test_later_adoptions_keep_the_demo_measurable():
     """Whatever day make demo runs on until LATER_SPAN ends + 34 days, its 73 loaded days hold the after
     window and >= 10 before days of two adoptions or more of at least three unit types."""
-    adopted = [(u["unit_type"], dt.date.fromisoformat(u["friendly_since"]))
-               for u in build_registries().rows["units"] if u["friendly_since"]]
+    adopted = [
+        (u["unit_type"], dt.date.fromisoformat(u["friendly_since"]))
+        for u in build_registries().rows["units"]
+        if u["friendly_since"]
+    ]
     last = LATER_SPAN[0] - dt.timedelta(days=1)
     while last <= LATER_SPAN[1] + dt.timedelta(days=34):
         first = last - dt.timedelta(days=72)
-        measurable = collections.Counter(t for t, a in adopted
-                             if a - dt.timedelta(days=10) >= first and a + dt.timedelta(days=34) <= last)
+        measurable = collections.Counter(
+            t for t, a in adopted if a - dt.timedelta(days=10) >= first and a + dt.timedelta(days=34) <= last
+        )
         assert sum(n >= 2 for n in measurable.values()) >= 3, (last, measurable)
         last += dt.timedelta(days=1)
 
@@ -256,8 +271,13 @@ def test_station_events_contract(world):
             assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00", e["ts"])
             if e.get("service") == "meal":  # meals only at canteens, always priced
                 assert e["station_id"].startswith("CT-") and 1000 <= e["meal_price_cents"] <= 2500
-        slipped = [e for e in events if e["ts"][:10] < (d - dt.timedelta(days=1)).isoformat()
-                   or e["ts"][:10] == (d - dt.timedelta(days=1)).isoformat() and e["ts"][11:13] < "23"]
+        slipped = [
+            e
+            for e in events
+            if e["ts"][:10] < (d - dt.timedelta(days=1)).isoformat()
+            or e["ts"][:10] == (d - dt.timedelta(days=1)).isoformat()
+            and e["ts"][11:13] < "23"
+        ]
         assert 0.01 < len(slipped) / len(events) < 0.03
     # Visitors are riders of the order feeds (one can be idle for days, so allow a few).
     visitors = {e["rider_phone"] for e in files[DAY] if e["ts"].startswith(DAY.isoformat())}
@@ -295,7 +315,8 @@ def test_union_members_defects_and_history(world):
     assert twice and all(rs[0]["所属工会编码"] != rs[1]["所属工会编码"] for rs in twice)
     assert all(rs[0]["状态变更日期"] != rs[1]["状态变更日期"] for rs in twice)
     spellings = collections.Counter(
-        "slash" if "/" in r["入会日期"] else "dash" if "-" in r["入会日期"] else "compact" for r in rows)
+        "slash" if "/" in r["入会日期"] else "dash" if "-" in r["入会日期"] else "compact" for r in rows
+    )
     assert len(spellings) == 3
     assert {"在册", "退会"} <= {r["会员状态"] for r in rows}
     later = world.union_members(DAY + dt.timedelta(days=7))
@@ -328,6 +349,8 @@ def test_orders_budget_at_scale_1():
     orders = world.orders("meituan", DAY)
     seconds = time.perf_counter() - started
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"orders('meituan', {DAY}) at scale 1: {len(orders)} orders in {seconds:.2f} s, "
-          f"peak RSS of the test process {rss_mb:.0f} MB")
+    print(
+        f"orders('meituan', {DAY}) at scale 1: {len(orders)} orders in {seconds:.2f} s, "
+        f"peak RSS of the test process {rss_mb:.0f} MB"
+    )
     assert 170_000 < len(orders) < 190_000
