@@ -7,14 +7,11 @@ BIN         := $(VENV)/bin
 # Root of everything the pipeline writes (landing, warehouse, quality, published); git-ignored.
 XIHU_DATA_DIR ?= $(CURDIR)/data
 export XIHU_DATA_DIR
-export DO_NOT_TRACK := 1
-export GX_ANALYTICS_ENABLED := False
-export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
 DBT_SOURCES := $(shell find dbt_project -name '*.sql' -o -name '*.yml' -o -name '*.csv' 2>/dev/null | grep -v -e target/ -e logs/)
 MANIFEST    := dbt_project/target/manifest.json
 
-.PHONY: install debian-packages demo test test-deploy test-faults lint bench shell docs-marts clean
+.PHONY: install debian-packages demo ui test test-deploy test-faults lint bench shell docs-marts clean
 
 $(BIN)/.installed: requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,10 +30,10 @@ debian-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian packages for the tests: $$missing"; \
+	  echo "installing Debian packages for the tests:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else \
-	  echo "not root with apt: the tests that need $$missing skip (apt-get install -y $$missing)"; \
+	  echo "not root with apt: the tests that need" $$missing "skip (apt-get install -y" $$missing")"; \
 	fi
 
 # Cosmos renders the DAG's dbt tasks from this manifest, so DAG parsing never runs dbt.
@@ -45,6 +42,10 @@ $(MANIFEST): $(BIN)/.installed $(DBT_SOURCES)
 
 demo: $(MANIFEST)
 	$(BIN)/python -m ops.demo --data-dir $(XIHU_DATA_DIR)
+
+# The Airflow UI on the demo's metadata and task logs, at 127.0.0.1:8080 (ops/ui.py).
+ui: $(BIN)/.installed
+	$(BIN)/python -m ops.ui --data-dir $(XIHU_DATA_DIR)
 
 # sqlfluff compiles the models against the in-memory `lint` target of profiles.yml (never the warehouse).
 lint: $(BIN)/.installed

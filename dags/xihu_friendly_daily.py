@@ -70,6 +70,14 @@ from ops.dag_config import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def whole(mapped) -> list:
+    """A mapped task's results in one request: iterating Airflow's lazy sequence asks for them one by one
+    and logs an ``[error] XCom not found`` for the index past the end."""
+    return list(mapped[:])
+
+
 # every task process (and the dbt children it starts) writes the data root under umask 0o027
 apply_data_umask()
 
@@ -115,8 +123,9 @@ def xihu_friendly_daily():
     @task(multiple_outputs=True)
     def plan() -> dict:
         """The business date (one rule for every kind of run; ``history_to`` for a history run), the
-        oldest date the run loads (``loaded_from``, dbt's start of the rebuilt dates) and the run key that
-        names this run's landing folders, audit rows and staged warehouse."""
+        oldest date the run loads (``loaded_from``, dbt's start of the rebuilt dates), the run key that
+        names this run's landing folders, audit rows and staged warehouse, and whether it is a history
+        run."""
         from ingest.dates import business_date_for, history_dates
         from ingest.landing import safe_fetch_id
 
@@ -136,18 +145,21 @@ def xihu_friendly_daily():
             "business_date": day.isoformat(),
             "loaded_from": first.isoformat(),
             "run_key": safe_fetch_id(ctx["run_id"]),
+            "history": bool(history),
         }
 
     @task
-    def fetches(business_date: str) -> list[dict]:
-        """One fetch per (source, date): Airflow maps only over a task's whole return value."""
+    def fetches(business_date: str, loaded_from: str, history: bool) -> list[dict]:
+        """One fetch per (source, date), from the plan: Airflow maps only over a task's whole return value."""
         from datetime import date
 
         from ingest.dates import fetch_plan, history_dates, history_plan
 
-        params = get_current_context()["params"]  # validated by plan
-        history = history_dates(params.get("history_from"), params.get("history_to"))
-        return history_plan(history) if history else fetch_plan(date.fromisoformat(business_date))
+        return (
+            history_plan(history_dates(loaded_from, business_date))
+            if history
+            else fetch_plan(date.fromisoformat(business_date))
+        )
 
     @task(map_index_template="{{ job['source'] }} {{ job['business_date'] }}")
     def fetch(job: dict, run_key: str) -> str:
@@ -246,8 +258,8 @@ def xihu_friendly_daily():
 
         accept = bool(get_current_context()["params"].get("accept_replacements"))
         with warehouse.writing(run_key) as staged:
-            results = load_many(staged, folders, run_id=run_key, accept_replacements=accept)
-        for folder, r in zip(folders, results, strict=True):
+            results = load_many(staged, whole(folders), run_id=run_key, accept_replacements=accept)
+        for folder, r in zip(whole(folders), results, strict=True):
             if r.verdict == "refused":
                 from ingest.corrections import WHAT_TO_DO
                 from ingest.landing import mark_rejected
@@ -289,30 +301,10 @@ def xihu_friendly_daily():
                 if stage == "marts":
                     audit_published_days(staged, warehouse.live_path(), business_date, run_key)
             except (GateFailed, CorrectionRefused) as failed:  # retrying cannot change the data: fail now
-                for folder in folders or ():  # a blocked day's landings are never reused by a later run
+                for folder in whole(folders or ()):  # a blocked day's landings are never reused by a later run
                     mark_rejected(Path(folder), f"gate {stage} blocked run {run_key}")
                 raise AirflowFailException(str(failed)) from failed
         return {"success": result.success, "summary": result.summary}
-
-    transform = DbtTaskGroup(
-        group_id="transform",
-        project_config=PROJECT_CONFIG,
-        profile_config=PROFILE_CONFIG,
-        render_config=RENDER_CONFIG,
-        execution_config=EXECUTION_CONFIG,
-        operator_args={
-            **DBT_OPERATOR_ARGS,
-            # ops/dbt_child.py writes the staged copy that this run holds.
-            "env": {**DBT_CHILD_ENV, "XIHU_RUN_KEY": "{{ ti.xcom_pull(task_ids='plan', key='run_key') }}"},
-            # K from XIHU_K_ANON, read where the task runs (the DAG file is parsed again there), as the gate
-            # reads it: one K for what dbt suppresses and what the marts gate recounts.
-            "vars": dbt_vars(
-                business_date="{{ ti.xcom_pull(task_ids='stage', key='as_of') }}",
-                loaded_from="{{ ti.xcom_pull(task_ids='plan', key='loaded_from') }}",
-            ),
-        },
-    )
-    run_consumers_after_producer(transform)
 
     @task(pool=WRITER_POOL, outlets=MART_ASSETS)
     def publish(as_of: str, run_key: str, loads: list[dict], version: str) -> dict:
@@ -354,9 +346,33 @@ def xihu_friendly_daily():
             )
 
     run = plan()
-    landed = fetch.partial(run_key=run["run_key"]).expand(job=fetches(run["business_date"]))
+    landed = fetch.partial(run_key=run["run_key"]).expand(
+        job=fetches(run["business_date"], run["loaded_from"], run["history"])
+    )
     staged = stage(run["business_date"], run["run_key"])  # the as-of date and the version's name
     loads = load(landed, run["run_key"])
+    transform = DbtTaskGroup(
+        group_id="transform",
+        project_config=PROJECT_CONFIG,
+        profile_config=PROFILE_CONFIG,
+        render_config=RENDER_CONFIG,
+        execution_config=EXECUTION_CONFIG,
+        operator_args={
+            **DBT_OPERATOR_ARGS,
+            # The run's values as templates, not TaskFlow arguments: an argument from `stage` would make every
+            # model task its direct downstream, and a setup task's direct downstreams must have the
+            # all_success rule, which the consumers cannot keep (run_consumers_after_producer).
+            # ops/dbt_child.py writes the staged copy that this run holds.
+            "env": {**DBT_CHILD_ENV, "XIHU_RUN_KEY": "{{ ti.xcom_pull(task_ids='plan', key='run_key') }}"},
+            # K from XIHU_K_ANON, read where the task runs (the DAG file is parsed again there), as the gate
+            # reads it: one K for what dbt suppresses and what the marts gate recounts.
+            "vars": dbt_vars(
+                business_date="{{ ti.xcom_pull(task_ids='stage', key='as_of') }}",
+                loaded_from="{{ ti.xcom_pull(task_ids='plan', key='loaded_from') }}",
+            ),
+        },
+    )
+    run_consumers_after_producer(transform)
     gate_raw = gate.override(task_id="gate_raw")("raw", run["business_date"], run["run_key"], landed)
     # The marts are checked as of the date they are built as of (a correction's changes to older days are
     # the published-days audit's to judge).

@@ -25,6 +25,21 @@ import os
 from pathlib import Path
 
 TIMEZONE = "Asia/Shanghai"
+# DuckDB allows one writing process: every Airflow task that writes the warehouse takes this 1-slot pool, which
+# each environment creates (ops/localenv.py, ops/scheduler_harness.py, docker-compose.yml's airflow-init).
+WRITER_POOL = "duckdb_writer"
+WRITER_POOL_DESCRIPTION = "DuckDB allows one writing process"
+# Every telemetry switch of the stack, off (architecture.md: nothing phones home): dbt, Cosmos (its own switch
+# and Scarf's), Great Expectations; Airflow 3.3 itself has no usage-data collection left. The embedded
+# environment, the scheduler harness and the tests apply it; the Dockerfile and docker-compose.yml carry the
+# same values (tests/deploy/test_compose.py checks they match).
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "1",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+    "GX_ANALYTICS_ENABLED": "False",
+    "SCARF_NO_ANALYTICS": "true",
+}
 # Nothing under the data root is readable by other users (PIPL: riders' keyed hashes are personal data).
 DATA_UMASK = 0o027
 

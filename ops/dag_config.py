@@ -15,6 +15,7 @@ from airflow.sdk import Asset
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 
+from ingest.settings import WRITER_POOL
 from ops.alerts import publish_deadline, task_failure_alert
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # ops/ sits at the project root
@@ -23,7 +24,6 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 # without running dbt at parse time.
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 
-WRITER_POOL = "duckdb_writer"  # DuckDB allows one writing process: every warehouse writer takes this 1-slot pool
 
 # The published marts (indicators.md); each is an Airflow Asset emitted by publish.
 PUBLISHED_MARTS = (
@@ -65,7 +65,9 @@ PROFILE_CONFIG = ProfileConfig(
     target_name="dev",
     profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
 )
-RENDER_CONFIG = RenderConfig(load_method=LoadMode.DBT_MANIFEST)
+# No Airflow Asset per dbt model: the models are built in the run's staged copy, and what readers can use
+# is announced by publish, one Asset per published mart (MART_ASSETS), once the gates have passed.
+RENDER_CONFIG = RenderConfig(load_method=LoadMode.DBT_MANIFEST, emit_datasets=False)
 # dbt runs as a child process, not in the Airflow task's own interpreter: dbt-duckdb keeps its database
 # instance open in the process that ran it, which would refuse the gate's read-only connection when tasks
 # share a process (`airflow dags test`), and a child also returns dbt's memory when it ends.

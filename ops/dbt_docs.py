@@ -53,6 +53,8 @@ def generate(target: Path, env: Mapping[str, str]) -> Path:
         cwd=PROJECT_ROOT / "dbt_project",
         env=dict(env),
         check=True,
+        capture_output=True,  # dbt's output is the CalledProcessError's when it fails
+        text=True,
     )
     page = target / "index.html"
     page.write_text(offline_page((target / "static_index.html").read_text(encoding="utf-8")), encoding="utf-8")

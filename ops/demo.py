@@ -29,7 +29,7 @@ import duckdb
 
 from ingest.dates import LOCAL, run_time_for
 from ingest.settings import apply_data_umask
-from ops import dbt_docs
+from ops import airflow_runs, dbt_docs
 from ops.localenv import PROJECT_ROOT, airflow, embedded_env, init_airflow
 
 DAG_ID = "xihu_friendly_daily"
@@ -75,23 +75,34 @@ def last_complete_dates(n: int, now: datetime | None = None) -> list[date]:
     return [last - timedelta(days=i) for i in range(n - 1, -1, -1)]
 
 
-def run_day(env: dict[str, str], day: date) -> bool:
-    """One `airflow dags test` run of the DAG for ``day``; True when it succeeded."""
-    result = airflow(env, "dags", "test", DAG_ID, run_time_for(day).isoformat(), check=False)
+def run_dag(env: dict[str, str], params: dict, output: Path | None = None) -> bool:
+    """One `airflow dags test` run of the DAG with ``params``; True when it succeeded.
+
+    The logical date is left to Airflow (now) and the day comes as a param, so the run's recorded start
+    and duration are real ones (with a past logical date `dags test` records the run as started then,
+    and the UI shows days for a minute). Airflow's whole output is appended to ``output`` when given
+    (else it goes to the terminal), and cut into the task log files the UI opens (ops/airflow_runs.py).
+    """
+    cmd = ["dags", "test", "-c", json.dumps(params), DAG_ID]
+    if output is None:
+        return airflow(env, *cmd, check=False).returncode == 0
+    result = airflow(env, *cmd, check=False, capture=True)
+    with output.open("a") as log:
+        log.write(result.stdout + result.stderr)
+    home = Path(env["AIRFLOW_HOME"])
+    if run_id := airflow_runs.newest_run_id(home, DAG_ID):
+        airflow_runs.write_task_logs(result.stdout, home, DAG_ID, run_id)
     return result.returncode == 0
 
 
-def run_history(env: dict[str, str], first: date, last: date) -> bool:
-    """One `airflow dags test` history run of the DAG over ``first``..``last``; True when it succeeded."""
-    conf = json.dumps({"history_from": first.isoformat(), "history_to": last.isoformat()})
-    result = airflow(env, "dags", "test", "-c", conf, DAG_ID, run_time_for(last).isoformat(), check=False)
-    return result.returncode == 0
+def run_day(env: dict[str, str], day: date, output: Path | None = None) -> bool:
+    """The daily run for ``day``."""
+    return run_dag(env, {"business_date": day.isoformat()}, output)
 
 
-def timed(run, *args) -> tuple[bool, float]:
-    """``run(*args)`` and its wall time in seconds."""
-    start = time.monotonic()
-    return run(*args), time.monotonic() - start
+def run_history(env: dict[str, str], first: date, last: date, output: Path | None = None) -> bool:
+    """One history run over ``first``..``last``."""
+    return run_dag(env, {"history_from": first.isoformat(), "history_to": last.isoformat()}, output)
 
 
 def friendly_effect_lines(marts: Path) -> list[str]:
@@ -115,6 +126,31 @@ def friendly_effect_lines(marts: Path) -> list[str]:
             f"95% [{minutes(low):>6}, {minutes(high):>6}]  naive {minutes(naive):>6}"
         )
     return lines
+
+
+def headline_lines(marts: Path) -> list[str]:
+    """The published headline (district_daily_kpis) of the as-of day, the figures the briefing opens with."""
+    con = duckdb.connect(str(marts), read_only=True)
+    row = con.execute(
+        "select business_date, status, deliveries, share_to_friendly_units, median_last100_min_friendly, "
+        "median_last100_min_non_friendly, station_visits, points_earned, union_coverage_rate "
+        "from district_daily_kpis order by business_date desc limit 1"
+    ).fetchone()
+    con.close()
+    if row is None:
+        return ["== headline: district_daily_kpis has no row"]
+    day, status, deliveries, share, friendly, other, visits, points, union = row
+
+    def show(x, fmt: str) -> str:
+        return "-" if x is None else format(x, fmt)
+
+    return [
+        f"== headline {day} ({status}, district_daily_kpis)",
+        f"   deliveries {show(deliveries, ',')}, to friendly units {show(share, '.1%')}; "
+        f"last 100 m median {show(friendly, '.1f')} min friendly vs {show(other, '.1f')} min other",
+        f"   station visits {show(visits, ',')}, volunteer points earned {show(points, ',')}, "
+        f"union coverage {show(union, '.1%')}",
+    ]
 
 
 def history_lines(con: duckdb.DuckDBPyConnection, first: date, last: date) -> list[str]:
@@ -150,27 +186,31 @@ def summary(data_dir: Path, days: list[date], history: tuple[date, date] | None 
         lines += history_lines(con, *history)
         days = [history[1], *days]
     for day in days:
-        lines.append(f"== business date {day}")
-        rows = con.execute(
-            "select source, fetched, loaded, duplicates_removed, quarantined from raw.load_audit "
-            "where business_date = ? "
-            "qualify row_number() over (partition by source order by loaded_at desc) = 1 order by source",
+        version = published.get(day.isoformat())
+        all_published &= version is not None
+        lines.append(f"== business date {day}: published {version or 'NOT PUBLISHED'}")
+        fetched, loaded, duplicates, quarantined = con.execute(
+            "select sum(fetched), sum(loaded), sum(duplicates_removed), sum(quarantined) from ("
+            "from raw.load_audit where business_date = ? "
+            "qualify row_number() over (partition by source order by loaded_at desc) = 1)",
             [day],
-        ).fetchall()
-        for source, fetched, loaded, duplicates, quarantined in rows:
-            lines.append(
-                f"   {source:<14} fetched {fetched:>7}  loaded {loaded:>7}  duplicates {duplicates:>5}  "
-                f"quarantined {quarantined:>5}"
-            )
+        ).fetchone()
+        lines.append(
+            f"   {fetched or 0:,} records fetched: {loaded or 0:,} loaded, {duplicates or 0:,} duplicates removed, "
+            f"{quarantined or 0:,} quarantined"
+        )
         gates = con.execute(
             "select stage, bool_and(success), sum(failed_critical), sum(failed_warning) from audit.gate_results "
             "where business_date = ? group by stage order by stage desc",
             [day],
         ).fetchall()
-        for stage, ok, crit, warn in gates:
-            lines.append(
-                f"   gate {stage:<6} {'passed' if ok else 'FAILED'} (critical failures {crit}, warnings {warn})"
+        lines.append(
+            "   gates: "
+            + "; ".join(
+                f"{stage} {'passed' if ok else 'FAILED'} ({crit} critical, {warn} warning failures)"
+                for stage, ok, crit, warn in gates
             )
+        )
         try:
             status = con.execute(
                 "select status from marts.district_daily_kpis where business_date = ?", [day]
@@ -181,12 +221,10 @@ def summary(data_dir: Path, days: list[date], history: tuple[date, date] | None 
             f"   district_daily_kpis status now: {status[0] if status else 'no row'} "
             "(final / provisional / partial: docs/analysts.md)"
         )
-        version = published.get(day.isoformat())
-        all_published &= version is not None
-        lines.append(f"   published: {version or 'NOT PUBLISHED'}")
     con.close()
     current = data_dir / "published" / "current"
     if (current / "marts.duckdb").exists():
+        lines += headline_lines(current / "marts.duckdb")
         lines += friendly_effect_lines(current / "marts.duckdb")
     briefing = current / "briefing.html"
     lines += [
@@ -213,25 +251,40 @@ def main(argv: list[str] | None = None) -> int:
     dates = last_complete_dates(args.history_days + args.days)
     history = (dates[0], dates[args.history_days - 1]) if args.history_days else None
     days = dates[args.history_days :]
-    env = embedded_env(args.data_dir)
+    data_dir = args.data_dir.resolve()
+    output = data_dir / "demo.log"  # Airflow's whole output; the terminal gets one line per task
+    env = embedded_env(data_dir)
     init_airflow(env)
+    output.write_text("")
+    plan = ([(f"history {history[0]}..{history[1]}", run_history, history)] if history else []) + [
+        (f"daily {day}", run_day, (day,)) for day in days
+    ]
+    print(f"make demo: {len(plan)} runs of the DAG under `airflow dags test`; Airflow's output: {output}", flush=True)
+    failed = []
     with sandbox(args.seed, args.scale) as base_url:
-        env = embedded_env(args.data_dir, base_url)
-        runs = {}  # label -> (succeeded, seconds)
-        if history:
-            runs[f"history {history[0]}..{history[1]}"] = timed(run_history, env, *history)
-        runs |= {f"daily {day}": timed(run_day, env, day) for day in days}
+        env = embedded_env(data_dir, base_url)
+        for i, (label, run, run_args) in enumerate(plan, 1):
+            print(f"[{i}/{len(plan)}] {label}", flush=True)
+            start = time.monotonic()
+            ok = run(env, *run_args, output)
+            if run_id := airflow_runs.newest_run_id(Path(env["AIRFLOW_HOME"]), DAG_ID):
+                print("\n".join(airflow_runs.task_lines(Path(env["AIRFLOW_HOME"]), DAG_ID, run_id)))
+            print(f"   {'succeeded' if ok else 'FAILED (see ' + str(output) + ')'} in {time.monotonic() - start:.0f} s")
+            if not ok:
+                failed.append(label)
     try:
-        dbt_docs.generate(args.data_dir.resolve() / "dbt_docs", env)
-    except (subprocess.CalledProcessError, ValueError) as failed:  # the runs' results still stand
-        print(f"dbt docs were not generated: {failed}", file=sys.stderr)
-    report, all_published = summary(args.data_dir.resolve(), days, history)
+        dbt_docs.generate(data_dir / "dbt_docs", env)
+    except (subprocess.CalledProcessError, ValueError) as docs_failed:  # the runs' results still stand
+        with output.open("a") as log:
+            log.write(f"{getattr(docs_failed, 'stdout', '')}{getattr(docs_failed, 'stderr', '')}\n")
+        print(f"dbt docs were not generated: {docs_failed} (its output: {output})", file=sys.stderr)
+    if not (data_dir / "warehouse" / "xihu.duckdb").exists():
+        print(f"\nNo run built the warehouse: see {output}", file=sys.stderr)
+        return 1
+    report, all_published = summary(data_dir, days, history)
     print(report)
-    print("\nRuns (airflow dags test, wall time):")
-    for label, (ok, seconds) in runs.items():
-        print(f"   {label:<34} {'succeeded' if ok else 'FAILED':<9} {seconds:>5.0f} s")
-    if not all(ok for ok, _ in runs.values()) or not all_published:
-        print("\nNot every date was published", file=sys.stderr)
+    if failed or not all_published:
+        print(f"\nNot every date was published (failed runs: {', '.join(failed) or 'none'})", file=sys.stderr)
         return 1
     return 0
 

@@ -1,8 +1,7 @@
 """The embedded environment: Airflow with SQLite metadata under the data root, sandbox connections.
 
-Used by `make demo` (ops/demo.py) and by the tests, so both run Airflow exactly the same way. Every
-telemetry switch the stack has is off here (dbt, Cosmos, Great Expectations; Airflow 3.3 itself has no
-usage-data collection left to switch off).
+Used by `make demo` (ops/demo.py), `make ui` and the tests, so all run Airflow exactly the same way, with
+every telemetry switch off (ingest.settings.TELEMETRY_OFF).
 """
 
 from __future__ import annotations
@@ -14,17 +13,10 @@ import sys
 from pathlib import Path
 
 from ingest.pii import DEMO_PII_KEY, SANDBOX_ENV
+from ingest.settings import TELEMETRY_OFF, WRITER_POOL, WRITER_POOL_DESCRIPTION
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-
-TELEMETRY_OFF = {
-    "DO_NOT_TRACK": "1",
-    "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-    "GX_ANALYTICS_ENABLED": "False",
-    "SCARF_NO_ANALYTICS": "true",
-}
 
 # Sandbox credentials (docs/internals.md); production connections come from the deployment's secrets.
 SANDBOX_CONNECTIONS = {
@@ -92,4 +84,4 @@ def init_airflow(env: dict[str, str]) -> None:
     """Create the metadata database and the writer pool (idempotent)."""
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     airflow(env, "db", "migrate", capture=True)
-    airflow(env, "pools", "set", "duckdb_writer", "1", "DuckDB allows one writing process", capture=True)
+    airflow(env, "pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION, capture=True)

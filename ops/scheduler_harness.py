@@ -39,10 +39,10 @@ from typing import Any
 import requests
 
 from ingest.dates import run_time_for
+from ingest.settings import TELEMETRY_OFF, WRITER_POOL, WRITER_POOL_DESCRIPTION
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
-POOL = ("duckdb_writer", "1", "DuckDB allows one writing process")
 TERMINAL = {"success", "failed"}
 
 
@@ -185,11 +185,7 @@ class SchedulerHarness:
                 "AIRFLOW__API__PORT": str(self.api_port),
                 "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs / "tasks"),
-                "DO_NOT_TRACK": "1",
-                "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-                "GX_ANALYTICS_ENABLED": "False",
-                "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-                "SCARF_NO_ANALYTICS": "true",
+                **TELEMETRY_OFF,
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             }
         )
@@ -206,7 +202,7 @@ class SchedulerHarness:
             self.postgres.start()
             self._mark("postgres", started)
             self.airflow("db", "migrate")
-            self.airflow("pools", "set", *POOL)
+            self.airflow("pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION)
             self._mark("migrate", started)
             for name in COMPONENTS:
                 self._start(name)

@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ingest.settings import TELEMETRY_OFF
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT = REPO_ROOT / "dbt_project"
 ANALYSTS_DOC = REPO_ROOT / "docs" / "analysts.md"
@@ -33,7 +35,7 @@ def parse_manifest(target_dir: str | Path, project_dir: Path = DBT_PROJECT) -> d
     warehouse; XIHU_DATA_DIR only has to be set for the profile to render."""
     target_dir = Path(target_dir)
     dbt = Path(sys.executable).with_name("dbt")
-    env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
+    env = {**os.environ, **TELEMETRY_OFF}
     env.setdefault("XIHU_DATA_DIR", str(target_dir / "data"))
     subprocess.run(
         [

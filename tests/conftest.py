@@ -5,11 +5,19 @@ A scope is a test module (its module fixtures are built once), except under the 
 modules share an expensive session fixture: each directory is one scope, so its fixture is built once, on
 one worker. (xdist's own `loadgroup` would say this with marks, but on pytest 9.2 it silently stops
 grouping: pytest-dev/pytest-xdist#1386.)
+
+Every test process, and what it starts, runs with the stack's telemetry off (ingest.settings.TELEMETRY_OFF).
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+from ingest.settings import TELEMETRY_OFF
+
+os.environ.update(TELEMETRY_OFF)
 
 # Directories whose modules share a session fixture that costs tens of seconds: the sandbox district
 # (tests/integration/conftest.py) and the hand-made dbt warehouse (tests/dbt/conftest.py).

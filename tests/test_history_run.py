@@ -18,6 +18,9 @@ import pytest
 from ingest.dates import MAX_HISTORY_DAYS, PLATFORMS_AND_STATIONS, history_dates, history_plan
 from ops.demo import DAG_ID, run_history, sandbox
 from ops.localenv import airflow, embedded_env, init_airflow
+from tests.requires import needs_chromium
+
+pytestmark = needs_chromium  # every test here publishes a version, and with it the briefing's PDF
 
 SEED, SCALE = 11, 0.01
 FIRST, LAST = date(2026, 10, 29), date(2026, 11, 2)  # across the October month end

@@ -12,7 +12,11 @@ import gzip
 import hashlib
 import json
 import re
+import sqlite3
 import stat
+import subprocess
+import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -21,11 +25,14 @@ import pytest
 import requests
 
 from ops import dbt_docs
-from ops.demo import run_day, sandbox
+from ops.demo import DAG_ID, run_day, sandbox
 from ops.localenv import PROJECT_ROOT, embedded_env, init_airflow
+from ops.scheduler_harness import free_port
+from tests.devtools import open_with_storage
 from tests.offline_browser import open_offline, outside_references
+from tests.requires import needs_chromium
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 SEED, SCALE = 11, 0.01
 DAY1, DAY2, BAD_DAY = date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)
@@ -42,7 +49,14 @@ def world(tmp_path_factory):
     init_airflow(env)
     with sandbox(SEED, SCALE) as base_url:
         run_env = {**embedded_env(data, base_url), "XIHU_NETGUARD_LOG": str(netlog), "PYTHONPATH": env["PYTHONPATH"]}
-        yield {"data": data, "env": run_env, "base_url": base_url, "netlog": netlog, "results": {}}
+        yield {
+            "data": data,
+            "env": run_env,
+            "base_url": base_url,
+            "netlog": netlog,
+            "output": data / "airflow-output.log",  # what make demo writes to data/demo.log
+            "results": {},
+        }
 
 
 def _current(data: Path) -> str:
@@ -77,7 +91,7 @@ def _mart_fingerprints(data: Path) -> dict[str, str]:
 
 def test_two_days_are_published(world):
     for day in (DAY1, DAY2):
-        assert run_day(world["env"], day), f"the DAG failed for {day}"
+        assert run_day(world["env"], day, world["output"]), f"the DAG failed for {day}"
         manifest = json.loads((world["data"] / "published" / "current" / "manifest.json").read_text())
         assert manifest["business_date"] == day.isoformat()
         # The version's own pipeline_runs says its run published it, under its name (named at plan).
@@ -96,6 +110,71 @@ def test_two_days_are_published(world):
     statuses = dict(con.execute("select business_date, status from district_daily_kpis").fetchall())
     con.close()
     assert statuses == {date(2026, 11, 19): "final", DAY1: "final", DAY2: "provisional"}, statuses
+
+
+def test_good_runs_log_no_error_and_every_task_has_its_log_file(world):
+    """What `make demo` and `make ui` rely on: a good run's Airflow output holds no ``[error]`` line, every
+    task instance of each run has the log file the UI opens, and the runs' recorded durations are theirs
+    (minutes, not the days since a past logical date)."""
+    output = world["output"].read_text()
+    assert "[error" not in output, [ln for ln in output.splitlines() if "[error" in ln][:5]
+    home = Path(world["env"]["AIRFLOW_HOME"])
+    con = sqlite3.connect(f"file:{home / 'airflow.db'}?mode=ro", uri=True)
+    runs = con.execute("select run_id, julianday(end_date) - julianday(start_date) from dag_run").fetchall()
+    assert len(runs) == 2 and all(0 < days * 24 < 1 for _, days in runs), runs
+    missing = []
+    for run_id, task_id, map_index, try_number in con.execute(
+        "select run_id, task_id, map_index, try_number from task_instance"
+    ).fetchall():
+        folder = home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+        if map_index >= 0:
+            folder /= f"map_index={map_index}"
+        log = folder / f"attempt={try_number}.log"
+        if not (log.exists() and f"task_id={task_id} map_index={map_index}" in log.read_text()):
+            missing.append(str(log))
+    con.close()
+    assert not missing, missing[:5]
+
+
+def test_make_ui_serves_the_runs_their_graph_and_task_logs(world):
+    """`make ui` (ops/ui.py) on this world's metadata: the runs with their real durations, every dbt model
+    a task, a dbt task's log through the REST API the UI reads, and the graph drawn in Chromium."""
+    port = free_port()
+    env = {k: v for k, v in world["env"].items() if not k.startswith("AIRFLOW_CONN_")}
+    cmd = [sys.executable, "-m", "ops.ui", "--data-dir", str(world["data"]), "--port", str(port)]
+    server = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}/api/v2/dags/{DAG_ID}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "the UI did not start"
+            time.sleep(2)
+        runs = requests.get(f"{api}/dagRuns", timeout=30).json()["dag_runs"]
+        assert runs and all(r["state"] == "success" and 0 < r["duration"] < 3600 for r in runs), runs
+        tasks = {t["task_id"] for t in requests.get(f"{api}/tasks", timeout=30).json()["tasks"]}
+        assert "transform.int_orders_matched.run" in tasks and "transform.district_daily_kpis.run" in tasks, tasks
+        run_id = requests.utils.quote(runs[-1]["dag_run_id"], safe="")
+        log = requests.get(
+            f"{api}/dagRuns/{run_id}/taskInstances/transform.int_orders_matched.run/logs/1",
+            headers={"Accept": "application/json"},
+            timeout=30,
+        ).json()
+        events = " ".join(str(line.get("event", "")) for line in log["content"])
+        assert "[DAG TEST] starting task_id=transform.int_orders_matched.run" in events, events[:500]
+        text = open_with_storage(
+            f"http://127.0.0.1:{port}/dags/{DAG_ID}",
+            {"default_dag_view": '"graph"', f"{DAG_ID}/open-groups": '["transform"]'},
+            world["data"] / "ui-graph.png",
+        )
+        assert "React Flow" in text and "gate_marts" in text and "int_orders_matched" in text, text[:1000]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def test_counts_add_up_for_every_load(world):
@@ -118,7 +197,7 @@ def test_same_day_twice_gives_identical_marts_and_no_duplicates(world):
     ).fetchone()
     con.close()
     assert raw_counts[0] == raw_counts[1]
-    assert run_day(world["env"], DAY2)
+    assert run_day(world["env"], DAY2, world["output"])
     assert _current(data) != world["results"]["version_day2"], "a re-run publishes a new version"
     assert _mart_fingerprints(data) == before
     con = duckdb.connect(str(data / "warehouse" / "xihu.duckdb"), read_only=True)
@@ -134,7 +213,9 @@ def test_bad_data_is_blocked_and_current_stays(world):
     previous = _current(data)
     requests.put(f"{world['base_url']}/sandbox/faults", json={"malformed": 0.4}, timeout=10).raise_for_status()
     try:
-        assert not run_day(world["env"], BAD_DAY), "the gate let a day with 40% malformed records through"
+        assert not run_day(world["env"], BAD_DAY, world["output"]), (
+            "the gate let a day with 40% malformed records through"
+        )
     finally:
         requests.put(f"{world['base_url']}/sandbox/faults", json={}, timeout=10).raise_for_status()
     assert _current(data) == previous

@@ -18,6 +18,7 @@ import pendulum
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, get_current_context, task
 
 from ingest.dates import business_date_for
+from ingest.settings import WRITER_POOL
 from ops.alerts import deadline_missed, task_failure_alert
 
 with DAG(
@@ -30,7 +31,7 @@ with DAG(
     deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(seconds=1),
                            callback=AsyncCallback(deadline_missed, kwargs={"run_types": ["manual"]})),
 ):
-    @task(pool="duckdb_writer")
+    @task(pool=WRITER_POOL)
     def write_marker():
         ctx = get_current_context()
         run = ctx["dag_run"]

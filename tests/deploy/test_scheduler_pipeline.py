@@ -18,8 +18,9 @@ import pytest
 from ops.demo import sandbox
 from ops.localenv import PROJECT_ROOT, sandbox_connections
 from ops.scheduler_harness import run_dag
+from tests.requires import needs_chromium
 
-pytestmark = pytest.mark.deploy
+pytestmark = [pytest.mark.deploy, needs_chromium]
 
 
 def test_manual_run_and_backfill_publish_every_day(tmp_path):

@@ -31,8 +31,9 @@ import requests
 from ingest.dates import run_time_for
 from ops.demo import DAG_ID, sandbox
 from ops.localenv import PROJECT_ROOT, VENV_BIN, embedded_env, init_airflow
+from tests.requires import needs_chromium
 
-pytestmark = [pytest.mark.slow, pytest.mark.faults]
+pytestmark = [pytest.mark.slow, pytest.mark.faults, needs_chromium]
 
 SEED, SCALE = 11, 0.01
 D1, D2, D3, D4 = (date(2026, 11, d) for d in (16, 17, 18, 19))

@@ -19,8 +19,9 @@ import pytest
 from ops.dag_config import PUBLISHED_MARTS
 from publish import publish_version
 from publish.publisher import Manifest
+from tests.requires import needs_chromium
 
-pytestmark = pytest.mark.slow  # builds the sandbox district (minutes)
+pytestmark = [pytest.mark.slow, needs_chromium]  # builds the sandbox district (minutes)
 
 # Street keys that are no street, each documented in its mart's YAML: a total over streets, a delivery
 # outside every unit, a member's empty or non-district 居住街道, a rider who reached no unit.

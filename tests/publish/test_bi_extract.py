@@ -4,6 +4,9 @@ import duckdb
 
 from ops.bi_extract import build_dashboard_extract
 from publish import publish_version, rollback
+from tests.requires import needs_chromium
+
+pytestmark = needs_chromium  # every test here publishes a version, and with it the briefing's PDF
 
 
 def test_extract_holds_the_current_versions_tables_and_names_it(warehouse, published, data_dir):

@@ -26,11 +26,11 @@ from publish.briefing import (
     PDF_NAME,
     SECTIONS,
     BriefingError,
-    chromium,
     write_briefing,
 )
 from publish.publisher import Manifest
 from tests.dbt.conftest import REPORTING_DATE, built  # noqa: F401  (the dbt-built warehouse fixture)
+from tests.requires import needs_chromium
 
 SEEDS = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds"
 DAY = "2026-11-28"
@@ -39,7 +39,6 @@ DAY = "2026-11-28"
 HIDDEN_VISITS = 4321
 STATIONS_OF_DAY = [("NF-0001", 2000), ("NF-0002", 1500), ("NF-0003", 821)]
 
-needs_chromium = pytest.mark.skipif(chromium() is None, reason=f"needs Chromium: {CHROMIUM_INSTALL}")
 pytestmark = needs_chromium
 
 SOURCES = ("meituan", "eleme", "sf", "shansong", "union_members", "union_orgs", "stations")

@@ -20,6 +20,9 @@ from publish.catalog import (
     published_marts,
     render,
 )
+from tests.requires import needs_chromium
+
+pytestmark = needs_chromium  # every test here publishes a version, and with it the briefing's PDF
 
 
 @pytest.fixture(scope="module")

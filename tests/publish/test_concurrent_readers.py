@@ -11,6 +11,9 @@ from pathlib import Path
 
 from publish import publish_version
 from publish.publisher import current_version, versions
+from tests.requires import needs_chromium
+
+pytestmark = needs_chromium  # every test here publishes a version, and with it the briefing's PDF
 
 READER = Path(__file__).with_name("reader_process.py")
 PUBLISHES = 6

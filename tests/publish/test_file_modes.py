@@ -14,10 +14,13 @@ import pytest
 from ingest.load import load_many
 from ingest.settings import DATA_UMASK, apply_data_umask
 from publish.publisher import publish_version
+from tests.requires import needs_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "ingest"))
 from test_load import meituan, member, write_landing  # noqa: E402  (the loader tests' landing writer)
+
+pytestmark = needs_chromium  # every test here publishes a version, and with it the briefing's PDF
 
 
 @pytest.fixture

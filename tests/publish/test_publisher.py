@@ -19,6 +19,9 @@ import pytest
 
 from publish import publish_version, rollback
 from publish.publisher import _prune, current_version, versions
+from tests.requires import needs_chromium
+
+pytestmark = needs_chromium  # every test here publishes a version, and with it the briefing's PDF
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -31,6 +31,9 @@ from publish import publish_version
 from publish.publisher import Manifest, current_version
 from tests.dbt.conftest import REPORTING_DATE, build_orders, choose_scenario, run_dbt_build, write_raw_warehouse
 from tests.publish.client_probe import WRITE, probe_parquet
+from tests.requires import needs_chromium
+
+pytestmark = needs_chromium  # every test here publishes a version, and with it the briefing's PDF
 
 STREETS = ["北山街道", "西溪街道", "灵隐街道"]
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,6 +15,9 @@ from publish import publish_version, rollback
 from publish.__main__ import main
 from publish.publisher import current_version, versions
 from publish.verify import WITHDRAWN, verify_published
+from tests.requires import needs_chromium
+
+pytestmark = needs_chromium  # every test here publishes a version, and with it the briefing's PDF
 
 
 @pytest.fixture
