@@ -26,7 +26,7 @@ TELEMETRY_OFF = {
     "SCARF_NO_ANALYTICS": "true",
 }
 
-# Sandbox credentials (docs/internals.md); production connections come from the deployment's secrets.
+# Sandbox credentials (docs/sandbox.md); production connections come from the deployment's secrets.
 SANDBOX_CONNECTIONS = {
     "xihu_meituan": {"login": "mt-sandbox", "password": "mt-secret"},
     "xihu_eleme": {"login": "elm-sandbox", "password": "elm-secret"},
