@@ -18,7 +18,7 @@ from ingest.settings import TELEMETRY_OFF, WRITER_POOL, WRITER_POOL_DESCRIPTION
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
-# Sandbox credentials (docs/internals.md); production connections come from the deployment's secrets.
+# Sandbox credentials (docs/sandbox.md); production connections come from the deployment's secrets.
 SANDBOX_CONNECTIONS = {
     "xihu_meituan": {"login": "mt-sandbox", "password": "mt-secret"},
     "xihu_eleme": {"login": "elm-sandbox", "password": "elm-secret"},

@@ -260,11 +260,11 @@ def test_no_secret_values_committed():
     assert ".env" in (ROOT / ".dockerignore").read_text().split()
 
 
-def test_sandbox_connections_match_internals():
-    """.env.example carries exactly the sandbox credentials documented in docs/internals.md."""
+def test_sandbox_connections_match_the_sandbox_doc():
+    """.env.example carries exactly the sandbox credentials documented in docs/sandbox.md."""
     rows = [
         [cell.strip().strip("`") for cell in line.strip("|").split("|")]
-        for line in (ROOT / "docs" / "internals.md").read_text().splitlines()
+        for line in (ROOT / "docs" / "sandbox.md").read_text().splitlines()
         if line.startswith("| `xihu_") and line.count("|") == 5
     ]
     assert len(rows) == 7
