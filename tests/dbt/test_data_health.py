@@ -51,7 +51,7 @@ def fetch_id(day: date) -> str:
 
 
 def drifted(platform: str, payload: dict) -> dict:
-    """What the sandbox's schema_drift fault does (ingest/sandbox/encode.py): a field appears, an optional
+    """What the sandbox's schema_drift fault does (sandbox/encode.py): a field appears, an optional
     one disappears (meituan's AOI id, sf's gate time)."""
     dropped = {"meituan": "recipient_aoi_id", "sf": "gate_time"}[platform]
     return {**{k: v for k, v in payload.items() if k != dropped}, "ext_info_v3": {"tag": "drift", "weather_code": 1}}

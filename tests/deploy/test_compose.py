@@ -103,7 +103,7 @@ def test_services_and_profiles(resolved):
     assert services["sandbox"]["command"] == [
         "python",
         "-m",
-        "ingest.sandbox",
+        "sandbox",
         "serve",
         "--host",
         "0.0.0.0",

@@ -34,10 +34,10 @@ import pytest
 from ingest.clients import CONNECTION_IDS, Conn, fetch
 from ingest.load import load_many
 from ingest.pii import PiiHasher
-from ingest.sandbox.server import SandboxHandle, start_sandbox
-from ingest.sandbox.world import World
 from ingest.settings import dbt_vars
 from ops.localenv import SANDBOX_CONNECTIONS, TELEMETRY_OFF
+from sandbox.server import SandboxHandle, start_sandbox
+from sandbox.world import World
 
 ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT = ROOT / "dbt_project"

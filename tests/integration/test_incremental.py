@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.sandbox.server import start_sandbox
+from sandbox.server import start_sandbox
 from tests.integration.conftest import (
     ROOT,
     SETTLED_CLOCK,

@@ -23,10 +23,10 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from ingest.sandbox import encode, faults
-from ingest.sandbox.encode import CST
-from ingest.sandbox.server import SandboxHandle, make_server
-from ingest.sandbox.world import World
+from sandbox import eleme, encode, faults, meituan, sf, shansong, wire
+from sandbox.server import SandboxHandle, make_server
+from sandbox.wire import CST
+from sandbox.world import World
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = date(2026, 11, 18)
@@ -67,14 +67,14 @@ def _order(**overrides) -> dict:
 
 
 def test_meituan_encoding_unix_seconds_and_codes():
-    rec = encode.meituan(_order())
+    rec = meituan.encode(_order())
     assert rec["order_id"] == "900001" and rec["courier_phone"] == "13812345678"
     assert rec["status"] == 50
     assert rec["platform_order_time"] == int(datetime(2026, 11, 18, 3, 58, 7, tzinfo=CST.utc).timestamp())
     assert rec["arrive_time"] - rec["gate_arrive_time"] == 240
     assert (rec["entry_method"], rec["parking"], rec["elderly_meal"]) == ("nfc_tap", "rider_bay", True)
     assert (rec["recipient_lng"], rec["recipient_aoi_id"]) == (120.131234, "AOI-17")
-    cancelled = encode.meituan(
+    cancelled = meituan.encode(
         _order(
             status="cancelled",
             t_picked_up=None,
@@ -87,7 +87,7 @@ def test_meituan_encoding_unix_seconds_and_codes():
 
 
 def test_eleme_encoding_status_log_strings_and_yuan():
-    rec = encode.eleme(_order())
+    rec = eleme.encode(_order())
     assert (rec["lng"], rec["lat"], rec["fee"]) == ("120.131234", "30.271234", "6.50")
     assert (rec["order_status"], rec["entry_type"], rec["parking_type"]) == (3, 2, 1)
     assert (rec["cabinet_used"], rec["is_elder_care"]) == (0, 1)
@@ -104,14 +104,14 @@ def test_eleme_encoding_status_log_strings_and_yuan():
     }
     assert rec["gate_arrive_time"] == int(o["t_gate"].timestamp() * 1000)
     # "in any order, duplicates possible": across many orders both happen, deterministically.
-    logs = [encode.eleme(_order(order_id=str(i)))["status_log"] for i in range(300)]
+    logs = [eleme.encode(_order(order_id=str(i)))["status_log"] for i in range(300)]
     assert any(len(log) == 6 for log in logs)
     assert any([p["push_time"] for p in log] != sorted(p["push_time"] for p in log) for log in logs)
-    assert logs == [encode.eleme(_order(order_id=str(i)))["status_log"] for i in range(300)]
+    assert logs == [eleme.encode(_order(order_id=str(i)))["status_log"] for i in range(300)]
 
 
 def test_sf_encoding_local_times_labels_and_bd09_share():
-    rec = encode.sf(_order(t_gate=None, status="picked_up", t_delivered=None))
+    rec = sf.encode(_order(t_gate=None, status="picked_up", t_delivered=None))
     assert rec["create_time"] == "2026-11-18 11:58:07"
     assert (rec["gate_time"], rec["complete_time"]) == ("", "")
     assert (rec["order_status"], rec["entry_method"], rec["parking"]) == (15, "碰一碰", "专属车位")
@@ -121,26 +121,26 @@ def test_sf_encoding_local_times_labels_and_bd09_share():
         2.45,
         650,
     )
-    recs = [encode.sf(_order(order_id=str(i))) for i in range(2000)]
+    recs = [sf.encode(_order(order_id=str(i))) for i in range(2000)]
     bd = [r for r in recs if r["lbs_type"] == 1]
     assert 0.25 < len(bd) / len(recs) < 0.35
     assert {r["lbs_type"] for r in recs} == {1, 2}
     for r in bd[:50]:
-        lng, lat = encode.bd09_to_gcj02(r["user_lng"], r["user_lat"])
+        lng, lat = wire.bd09_to_gcj02(r["user_lng"], r["user_lat"])
         assert abs(lng - 120.131234) < 2e-6 and abs(lat - 30.271234) < 2e-6
         assert 0.005 < r["user_lng"] - 120.131234 < 0.008  # BD-09 sits ~0.0065 east of GCJ-02
 
 
 def test_gcj02_to_bd09_matches_the_standard_formula_reference_point():
     # The reference pair used by the common coordinate-transform libraries (coordtransform, hutool).
-    lng, lat = encode.gcj02_to_bd09(116.404, 39.915)
+    lng, lat = wire.gcj02_to_bd09(116.404, 39.915)
     assert abs(lng - 116.41036949371029) < 1e-9 and abs(lat - 39.92133699351021) < 1e-9
-    back = encode.bd09_to_gcj02(lng, lat)
+    back = wire.bd09_to_gcj02(lng, lat)
     assert abs(back[0] - 116.404) < 1e-5 and abs(back[1] - 39.915) < 1e-5
 
 
 def test_shansong_encoding_nested_iso_and_modes():
-    rec = encode.shansong(_order(entry_method=None, parking="none"))
+    rec = shansong.encode(_order(entry_method=None, parking="none"))
     assert rec["courier"] == {"id": "R0042", "mobile": "13812345678", "name": "王小明"}
     assert rec["receiver"] == {"lng": 120.131234, "lat": 30.271234, "aoiId": "AOI-17"}
     assert rec["statusChangeLog"][0] == {"status": 20, "time": "2026-11-18T11:58:07+08:00"}
@@ -373,7 +373,7 @@ def test_sf_signature_pages_and_bd09(clients, world):
     for rec in (r for p in pages for r in p):
         o = truth[rec["sf_order_id"]]
         lng, lat = (
-            encode.bd09_to_gcj02(rec["user_lng"], rec["user_lat"])
+            wire.bd09_to_gcj02(rec["user_lng"], rec["user_lat"])
             if rec["lbs_type"] == 1
             else (rec["user_lng"], rec["user_lat"])
         )
@@ -559,7 +559,7 @@ def test_cli_serve_on_port_zero_and_seeds(tmp_path):
         [
             sys.executable,
             "-m",
-            "ingest.sandbox",
+            "sandbox",
             "serve",
             "--port",
             "0",
@@ -586,7 +586,7 @@ def test_cli_serve_on_port_zero_and_seeds(tmp_path):
         proc.wait(timeout=10)
     out = tmp_path / "seeds"
     subprocess.run(
-        [sys.executable, "-m", "ingest.sandbox", "seeds", "--out", str(out)],
+        [sys.executable, "-m", "sandbox", "seeds", "--out", str(out)],
         cwd=ROOT,
         env=env,
         check=True,

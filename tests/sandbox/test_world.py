@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.sandbox.registries import DID_WINDOW, LATER_SPAN, UNIT_TYPE_ORDER, build_registries
-from ingest.sandbox.world import (
+from sandbox.registry import DID_WINDOW, LATER_SPAN, UNIT_TYPE_ORDER, build_registries
+from sandbox.world import (
     PLATFORM_SHARE,
     SAVING_MIN,
     World,

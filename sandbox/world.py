@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.sandbox.registries import (
+from sandbox.registry import (
     ADOPTION_SPAN,
     DID_WINDOW,
     M_PER_DEG_LAT,

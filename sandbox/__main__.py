@@ -1,8 +1,8 @@
 """Command line of the sandbox: ``serve`` the fake platforms, or write the registries as dbt ``seeds``.
 
-    python -m ingest.sandbox serve --host 127.0.0.1 --port 8765 --seed 7 --scale 0.05 \
+    python -m sandbox serve --host 127.0.0.1 --port 8765 --seed 7 --scale 0.05 \
         [--fault NAME=RATE ...] [--now 2026-11-29T01:30:00+08:00]
-    python -m ingest.sandbox seeds --out dbt_project/seeds
+    python -m sandbox seeds --out dbt_project/seeds
 
 ``serve`` prints one line ``sandbox listening on http://HOST:PORT`` once it accepts connections, so a
 caller that passed ``--port 0`` can read the port it got.
@@ -15,13 +15,13 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from ingest.sandbox import faults
-from ingest.sandbox.server import make_server
-from ingest.sandbox.world import World, write_seeds
+from sandbox import faults
+from sandbox.server import make_server
+from sandbox.world import World, write_seeds
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingest.sandbox", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve every source contract of sources.md")
     serve.add_argument("--host", default="127.0.0.1")
