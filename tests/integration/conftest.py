@@ -31,13 +31,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.clients import CONNECTION_IDS, Conn, fetch
+from ingest.clients import fetch
 from ingest.load import load_many
 from ingest.pii import PiiHasher
 from ingest.settings import dbt_vars
-from ops.localenv import SANDBOX_CONNECTIONS, TELEMETRY_OFF
+from ops.localenv import TELEMETRY_OFF
 from sandbox.server import SandboxHandle, start_sandbox
 from sandbox.world import World
+from tests.sandbox_conns import sandbox_conn
 
 ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT = ROOT / "dbt_project"
@@ -62,14 +63,6 @@ def did_dates(truth: dict) -> tuple[date, date]:
 
 def date_range(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-def sandbox_conn(base_url: str, source: str) -> Conn:
-    """The Airflow Connection the DAG would read for ``source``, pointed at the sandbox."""
-    fields = SANDBOX_CONNECTIONS[CONNECTION_IDS[source]]
-    return Conn(
-        host=base_url, login=fields.get("login"), password=fields.get("password"), extra=fields.get("extra", {})
-    )
 
 
 def fetch_landing(

@@ -24,11 +24,13 @@ import pytest
 import requests
 
 from sandbox import eleme, encode, faults, meituan, sf, shansong, wire
+from sandbox.credentials import CONNECTIONS as CRED
 from sandbox.server import SandboxHandle, make_server
 from sandbox.wire import CST
 from sandbox.world import World
 
 ROOT = Path(__file__).resolve().parents[2]
+UNION_AUTH = (CRED["xihu_union"]["login"], CRED["xihu_union"]["password"])
 DAY = date(2026, 11, 18)
 SEED, SCALE = 7, 0.01
 AFTER_RUN = datetime(2026, 11, 19, 1, 30, tzinfo=CST)  # D+1 01:30: the daily run's time, before corrections
@@ -199,9 +201,11 @@ class Clients:
         self.http = requests.Session()
         self.token = None
 
-    def meituan(self, offset=0, limit=1000, day=DAY, secret="mt-secret", ts=None, extra=None, **kw):
+    def meituan(
+        self, offset=0, limit=1000, day=DAY, secret=CRED["xihu_meituan"]["password"], ts=None, extra=None, **kw
+    ):
         params = {
-            "app_key": "mt-sandbox",
+            "app_key": CRED["xihu_meituan"]["login"],
             "timestamp": str(int(ts or time.time())),
             "date": day.isoformat(),
             "offset": str(offset),
@@ -220,11 +224,11 @@ class Clients:
             if offset >= data["total"]:
                 return pages, data["total"]
 
-    def eleme_token(self, secret="elm-secret"):
+    def eleme_token(self, secret=CRED["xihu_eleme"]["password"]):
         return self.http.post(
             f"{self.base}/eleme/oauth/token",
             timeout=TIMEOUT,
-            data={"grant_type": "client_credentials", "app_id": "elm-sandbox", "app_secret": secret},
+            data={"grant_type": "client_credentials", "app_id": CRED["xihu_eleme"]["login"], "app_secret": secret},
         )
 
     def eleme(self, cursor=None, token=None, extra=None):
@@ -257,13 +261,13 @@ class Clients:
             if cursor is None:
                 return pages, refreshes
 
-    def sf(self, page=1, key="sf-secret", body=None, send=None, extra=""):
+    def sf(self, page=1, key=CRED["xihu_sf"]["password"], body=None, send=None, extra=""):
         """Signs ``body`` (default: a fresh request for ``page``) and sends ``send`` (default: the same)."""
         raw = (
             body
             or json.dumps(
                 {
-                    "dev_id": 1234,
+                    "dev_id": int(CRED["xihu_sf"]["login"]),
                     "date": DAY.isoformat(),
                     "page": page,
                     "page_size": 500,
@@ -271,7 +275,10 @@ class Clients:
                 }
             ).encode()
         )
-        sign = quote(base64.b64encode(hashlib.md5(raw + b"&1234&" + key.encode()).digest()).decode(), safe="")
+        sign = quote(
+            base64.b64encode(hashlib.md5(raw + f"&{CRED['xihu_sf']['login']}&{key}".encode()).digest()).decode(),
+            safe="",
+        )
         return self.http.post(
             f"{self.base}/sf/open/api/external/listorderfeed?sign={sign}{extra}",
             data=send or raw,
@@ -279,10 +286,10 @@ class Clients:
             timeout=TIMEOUT,
         )
 
-    def shansong(self, page=1, secret="ss-secret", extra=""):
+    def shansong(self, page=1, secret=CRED["xihu_shansong"]["password"], extra=""):
         form = {
-            "clientId": "ss-sandbox",
-            "shopId": "ss-shop-1",
+            "clientId": CRED["xihu_shansong"]["login"],
+            "shopId": CRED["xihu_shansong"]["extra"]["shop_id"],
             "timestamp": str(int(time.time() * 1000)),
             "data": json.dumps({"date": DAY.isoformat(), "pageNo": page, "pageSize": 200}),
         }
@@ -353,7 +360,8 @@ def test_eleme_token_expiry_fault_gives_401_and_refresh_completes(clients, sandb
 def test_sf_signature_pages_and_bd09(clients, world):
     assert clients.sf(key="wrong").json()["error_code"] == 1001
     compact = json.dumps(
-        {"dev_id": 1234, "date": DAY.isoformat(), "page": 1, "page_size": 500}, separators=(",", ":")
+        {"dev_id": int(CRED["xihu_sf"]["login"]), "date": DAY.isoformat(), "page": 1, "page_size": 500},
+        separators=(",", ":"),
     ).encode()
     assert clients.sf(body=compact).json()["error_code"] == 0  # the exact bytes sent, whatever the spacing
     assert clients.sf(body=compact, send=compact.replace(b'"page":1', b'"page":2')).json()["error_code"] == 1001
@@ -404,7 +412,7 @@ def test_union_exports_gbk_crlf_basic_auth(sandbox, world):
     assert (
         requests.get(url, params={"date": DAY.isoformat()}, auth=("union", "nope"), timeout=TIMEOUT).status_code == 401
     )
-    r = requests.get(url, params={"date": DAY.isoformat()}, auth=("union", "union-secret"), timeout=TIMEOUT)
+    r = requests.get(url, params={"date": DAY.isoformat()}, auth=UNION_AUTH, timeout=TIMEOUT)
     assert r.status_code == 200 and "gbk" in r.headers["Content-Type"].lower()
     text = r.content.decode("gbk")
     with pytest.raises(UnicodeDecodeError):
@@ -413,14 +421,14 @@ def test_union_exports_gbk_crlf_basic_auth(sandbox, world):
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert rows[0].keys() >= {"会员编号", "身份证号", "所属工会编码", "状态变更日期"}
     assert len(rows) == len(world.union_members(DAY))
-    orgs = requests.get(f"{sandbox.base_url}/union/exports/orgs", auth=("union", "union-secret"), timeout=TIMEOUT)
+    orgs = requests.get(f"{sandbox.base_url}/union/exports/orgs", auth=UNION_AUTH, timeout=TIMEOUT)
     org_rows = list(csv.DictReader(io.StringIO(orgs.content.decode("gbk"), newline="")))
     assert len(org_rows) == len(world.union_orgs()) and {r["类型"] for r in org_rows} >= {"企业工会"}
 
 
 def test_stations_publish_time_api_key_and_truncated_lines(sandbox, world):
     url = f"{sandbox.base_url}/stations/v1/logs/{DAY.isoformat()}.ndjson.gz"
-    key = {"X-Api-Key": "st-secret"}
+    key = {"X-Api-Key": CRED["xihu_stations"]["password"]}
     sandbox.set_clock(datetime(2026, 11, 19, 0, 29, tzinfo=CST))
     assert requests.get(url, headers=key, timeout=TIMEOUT).status_code == 404
     sandbox.set_clock(datetime(2026, 11, 19, 0, 31, tzinfo=CST))
