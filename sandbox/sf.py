@@ -43,9 +43,10 @@ def _status(o: dict) -> int:
     return {"picked_up": 15, "delivered": 17, "cancelled": 2}[o["status"]]
 
 
-def encode(o: dict) -> dict:
+def encode(o: dict, bd09: bool | None = None) -> dict:
+    """``bd09`` forces the point's system; by default BD09_SHARE of the orders, chosen by order id."""
     lng, lat, lbs_type = o["dest_lng"], o["dest_lat"], 2
-    if unit_hash("sf-bd09", o["order_id"]) < BD09_SHARE:
+    if bd09 if bd09 is not None else unit_hash("sf-bd09", o["order_id"]) < BD09_SHARE:
         lng, lat = gcj02_to_bd09(lng, lat)
         lbs_type = 1
     return {

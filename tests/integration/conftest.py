@@ -20,7 +20,6 @@ thinnest, a construction site, has 23).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,21 +27,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from ingest.clients import fetch
 from ingest.load import load_many
 from ingest.pii import PiiHasher
 from ingest.settings import dbt_vars
-from ops.localenv import TELEMETRY_OFF
 from sandbox.server import SandboxHandle, start_sandbox
 from sandbox.world import World
 from tests.sandbox_conns import sandbox_conn
-
-ROOT = Path(__file__).resolve().parents[2]
-DBT_PROJECT = ROOT / "dbt_project"
-DBT = ROOT / ".venv" / "bin" / "dbt"
+from tests.warehouse_helpers import DBT, DBT_PROJECT, WarehouseQueries, dbt_env, dbt_paths, warehouse_path
 
 SEED, SCALE = 7, 0.02
 SOURCES = ("meituan", "eleme", "sf", "shansong", "union_members", "union_orgs", "stations")
@@ -84,24 +78,6 @@ def fetch_landing(
         return dict(zip(jobs, pool.map(one, jobs), strict=True))
 
 
-def dbt_env(data_dir: Path) -> dict[str, str]:
-    return {**os.environ, **TELEMETRY_OFF, "XIHU_DATA_DIR": str(data_dir)}
-
-
-def dbt_paths(data_dir: Path) -> list[str]:
-    """Own project, profile, target and log paths: never the repo's dbt_project/target (make's manifest)."""
-    return [
-        "--project-dir",
-        str(DBT_PROJECT),
-        "--profiles-dir",
-        str(DBT_PROJECT),
-        "--target-path",
-        str(data_dir / "dbt" / "target"),
-        "--log-path",
-        str(data_dir / "dbt" / "logs"),
-    ]
-
-
 def run_dbt(data_dir: Path, command: str, business_date: date, *extra: str, **run_vars) -> str:
     """One dbt command (``"build"``, ``"source freshness"``) in a subprocess for ``business_date``, with
     ``run_vars`` as further dbt vars; returns its output, raises on failure."""
@@ -120,7 +96,7 @@ def run_dbt(data_dir: Path, command: str, business_date: date, *extra: str, **ru
 
 
 @dataclass
-class Warehouse:
+class Warehouse(WarehouseQueries):
     """A built warehouse and what it was built from."""
 
     data_dir: Path
@@ -133,22 +109,7 @@ class Warehouse:
 
     @property
     def path(self) -> Path:
-        return self.data_dir / "warehouse" / "xihu.duckdb"
-
-    def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.path), read_only=True) as con:
-            return con.execute(sql, params or []).fetchall()
-
-    def scalar(self, sql: str, params: list | None = None):
-        rows = self.query(sql, params)
-        assert len(rows) == 1 and len(rows[0]) == 1, f"expected one value, got {rows!r}: {sql}"
-        return rows[0][0]
-
-    def rows(self, sql: str, params: list | None = None) -> list[dict]:
-        with duckdb.connect(str(self.path), read_only=True) as con:
-            cur = con.execute(sql, params or [])
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return warehouse_path(self.data_dir)
 
 
 @pytest.fixture(scope="session")
