@@ -1,7 +1,9 @@
-# One image for every Airflow component of docker-compose.yml and for the sandbox feeds.
+# One image for every Airflow component of docker-compose.yml (the final stage, `production`, what a plain
+# `docker build .` gives), and a `sandbox` stage for the trial profile's fake platforms: the same image
+# plus sandbox/, which the production image never contains.
 # The Python environment is built exactly as `make` builds .venv: uv syncs requirements.lock into a venv,
 # so the container runs the same pinned versions the tests ran.
-FROM python:3.11-slim
+FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -57,3 +59,12 @@ ENV PYTHONPATH=/opt/xihu \
     AIRFLOW__CORE__LOAD_EXAMPLES=False
 
 VOLUME ["/opt/xihu/data"]
+
+# The fake platforms of sources.md (docker compose --profile trial): they read the district's registry
+# from dbt_project/seeds/, already in the image. Never deployed as a production component.
+FROM base AS sandbox
+COPY --chown=xihu:xihu sandbox/ sandbox/
+CMD ["python", "-m", "sandbox", "serve", "--host", "0.0.0.0", "--port", "8765"]
+
+# The production image, last so that it is the default target: everything of `base`, no sandbox.
+FROM base AS production

@@ -26,7 +26,8 @@ import duckdb
 
 from ingest.load import load_partition
 from ops.demo import sandbox
-from ops.localenv import DEMO_PII_KEY, SANDBOX_CONNECTIONS
+from ops.localenv import DEMO_PII_KEY
+from sandbox.credentials import CONNECTIONS
 
 PLATFORMS = ("meituan", "eleme", "sf", "shansong")
 RECORDS_PATH = {"meituan": "data.orders", "eleme": "items", "sf": "result.list", "shansong": "data.list"}
@@ -52,7 +53,7 @@ print(json.dumps({"folder": str(folder), "records": records, "seconds": seconds,
 
 
 def fetch_once(source: str, day: date, base_url: str, root: Path, fetch_id: str) -> dict:
-    conn = SANDBOX_CONNECTIONS[f"xihu_{source}"]
+    conn = CONNECTIONS[f"xihu_{source}"]
     out = subprocess.run(
         [
             sys.executable,

@@ -41,7 +41,7 @@ def sandbox(seed: int, scale: float, faults: list[str] = ()):
     cmd = [
         sys.executable,
         "-m",
-        "ingest.sandbox",
+        "sandbox",
         "serve",
         "--host",
         "127.0.0.1",

@@ -18,22 +18,15 @@ from ingest.settings import TELEMETRY_OFF, WRITER_POOL, WRITER_POOL_DESCRIPTION
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
-# Sandbox credentials (docs/sandbox.md); production connections come from the deployment's secrets.
-SANDBOX_CONNECTIONS = {
-    "xihu_meituan": {"login": "mt-sandbox", "password": "mt-secret"},
-    "xihu_eleme": {"login": "elm-sandbox", "password": "elm-secret"},
-    "xihu_sf": {"login": "1234", "password": "sf-secret"},
-    "xihu_shansong": {"login": "ss-sandbox", "password": "ss-secret", "extra": {"shop_id": "ss-shop-1"}},
-    "xihu_union": {"login": "union", "password": "union-secret"},
-    "xihu_stations": {"password": "st-secret"},
-}
-
-
 def sandbox_connections(base_url: str, pii_key: str = DEMO_PII_KEY) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables (JSON form) pointing every source at a sandbox, and ``XIHU_SANDBOX=1``:
-    the one signal that lets ingest/pii.py accept the public demo key, set only where the feeds are fake."""
+    the one signal that lets ingest/pii.py accept the public demo key, set only where the feeds are fake.
+    The credentials are the sandbox's own (sandbox/credentials.py), imported here because the production
+    image has no sandbox package and needs none of this."""
+    from sandbox.credentials import CONNECTIONS
+
     env = {SANDBOX_ENV: "1"}
-    for conn_id, fields in SANDBOX_CONNECTIONS.items():
+    for conn_id, fields in CONNECTIONS.items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({"conn_type": "http", "host": base_url, **fields})
     env["AIRFLOW_CONN_XIHU_PII"] = json.dumps({"conn_type": "generic", "password": pii_key})
     return env

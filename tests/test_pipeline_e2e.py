@@ -228,7 +228,7 @@ def test_bad_data_is_blocked_and_current_stays(world):
 
 
 def _sandbox_phones() -> set[str]:
-    from ingest.sandbox.world import World
+    from sandbox.world import World
 
     world = World(SEED, SCALE)
     phones = set()

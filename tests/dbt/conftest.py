@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -26,10 +25,10 @@ import pytest
 from ingest.landing import PLATFORMS, past_correction_window
 from ingest.pii import PiiHasher
 from ingest.settings import dbt_vars
+from sandbox import sf as sandbox_sf
+from sandbox.encode import ENCODERS
+from tests.warehouse_helpers import DBT, DBT_PROJECT, WarehouseQueries, dbt_env, dbt_paths, warehouse_path
 
-ROOT = Path(__file__).resolve().parents[2]
-DBT_PROJECT = ROOT / "dbt_project"
-DBT = ROOT / ".venv" / "bin" / "dbt"
 CST = timezone(timedelta(hours=8))
 
 REPORTING_DATE = date(2026, 11, 28)
@@ -166,149 +165,46 @@ class Order:
         return self.ordered + timedelta(minutes=5) if self.status == "cancelled" else None
 
 
-def _unix(t: datetime | None) -> int | None:
-    return None if t is None else int(t.timestamp())
-
-
-def _ms(t: datetime | None) -> int | None:
-    return None if t is None else int(t.timestamp() * 1000)
-
-
-def gcj02_to_bd09(lng: float, lat: float) -> tuple[float, float]:
-    """The forward GCJ-02 -> BD-09 offset Baidu applies (written out here, independent of the models)."""
-    import math
-
-    x_pi = math.pi * 3000.0 / 180.0
-    z = math.sqrt(lng * lng + lat * lat) + 0.00002 * math.sin(lat * x_pi)
-    theta = math.atan2(lat, lng) + 0.000003 * math.cos(lng * x_pi)
-    return z * math.cos(theta) + 0.0065, z * math.sin(theta) + 0.006
+def canonical(o: Order) -> dict:
+    """The order as the sandbox's world would produce it (docs/internals.md "World model")."""
+    return {
+        "order_id": o.order_id,
+        "shop_order_id": "s-1",
+        "rider_id": {"meituan": 1000, "eleme": 2000, "sf": 3000, "shansong": 4000}[o.platform] + o.rider,
+        "rider_phone": rider(o.rider),
+        "rider_name": HASHER.hash("测试", "name"),
+        "dest_lng": o.lng,
+        "dest_lat": o.lat,
+        "aoi_id": o.aoi_id,
+        "status": o.status,
+        "t_ordered": o.ordered,
+        "t_accepted": o.accepted,
+        "t_at_shop": None,
+        "t_picked_up": o.picked_up,
+        "t_gate": o.gate,
+        "t_delivered": o.delivered,
+        "t_cancelled": o.cancelled,
+        "entry_method": o.entry_method,
+        "parking": o.parking,
+        "locker_used": o.locker_used,
+        "elderly_meal": o.elderly_meal,
+        "distance_m": 1500,
+        "fee_cents": 600,
+    }
 
 
 def encode(o: Order) -> dict:
-    """The order as its platform sends it, with the phone already replaced by its keyed hash."""
-    phone_hash = rider(o.rider)
-    if o.platform == "meituan":
-        return {
-            "order_id": o.order_id,
-            "courier_id": 1000 + o.rider,
-            "courier_phone": phone_hash,
-            "poi_id": "p1",
-            "recipient_lng": o.lng,
-            "recipient_lat": o.lat,
-            "recipient_aoi_id": o.aoi_id,
-            "status": {"accepted": 20, "picked_up": 30, "delivered": 50, "cancelled": 99}[o.status],
-            "platform_order_time": _unix(o.ordered),
-            "grab_time": _unix(o.accepted),
-            "fetch_time": _unix(o.picked_up),
-            "gate_arrive_time": _unix(o.gate),
-            "arrive_time": _unix(o.delivered),
-            "entry_method": o.entry_method,
-            "parking": o.parking,
-            "locker_used": o.locker_used,
-            "elderly_meal": o.elderly_meal,
-            "distance_m": 1500,
-            "fee_cents": 600,
-        }
-    if o.platform == "eleme":
-        pushes = [
-            (code, _ms(t))
-            for code, t in (
-                (1, o.ordered),
-                (20, o.accepted),
-                (2, o.picked_up),
-                (3, o.delivered),
-                (4, o.cancelled),
-            )
-            if t is not None
-        ]
-        # Any order, and a repeated later "accepted" push that must not move the accepted time.
-        log = [{"order_status": c, "push_time": t} for c, t in reversed(pushes)]
-        log.append({"order_status": 20, "push_time": _ms(o.accepted + timedelta(minutes=3))})
-        return {
-            "open_order_code": o.order_id,
-            "partner_order_code": "s-1",
-            "carrier_driver_id": 2000 + o.rider,
-            "carrier_driver_phone": phone_hash,
-            "lng": f"{o.lng:.6f}",
-            "lat": f"{o.lat:.6f}",
-            "aoi_code": o.aoi_id,
-            "order_status": {"accepted": 20, "picked_up": 2, "delivered": 3, "cancelled": 4}[o.status],
-            "status_log": log,
-            "gate_arrive_time": _ms(o.gate),
-            "entry_type": {None: 0, "code_scan": 1, "nfc_tap": 2, "order_show": 3, "registration": 4}[o.entry_method],
-            "parking_type": {"none": 0, "rider_bay": 1, "roadside": 2}[o.parking],
-            "cabinet_used": int(o.locker_used),
-            "is_elder_care": int(o.elderly_meal),
-            "distance": 1500,
-            "fee": "6.00",
-        }
+    """The order as its platform sends it, encoded by the sandbox's own platform module, with the phone
+    already replaced by its keyed hash. eleme's log also gets a repeated later "accepted" push that must
+    not move the accepted time; sf sends the point in BD-09 exactly when the order says so."""
     if o.platform == "sf":
-        lng, lat = gcj02_to_bd09(o.lng, o.lat) if o.bd09 else (o.lng, o.lat)
-
-        def text(t: datetime | None) -> str:
-            return "" if t is None else t.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
-
-        return {
-            "sf_order_id": o.order_id,
-            "shop_order_id": "s-1",
-            "rider_id": 3000 + o.rider,
-            "operator_phone": phone_hash,
-            "user_lng": round(lng, 6),
-            "user_lat": round(lat, 6),
-            "lbs_type": 1 if o.bd09 else 2,
-            "order_status": {"accepted": 10, "picked_up": 15, "delivered": 17, "cancelled": 2}[o.status],
-            "create_time": text(o.ordered),
-            "receive_time": text(o.accepted),
-            "pickup_time": text(o.picked_up),
-            "gate_time": text(o.gate),
-            "complete_time": text(o.delivered),
-            "entry_method": {
-                None: "",
-                "code_scan": "扫码",
-                "nfc_tap": "碰一碰",
-                "order_show": "出示订单",
-                "registration": "登记",
-            }[o.entry_method],
-            "parking": {"none": "", "rider_bay": "专属车位", "roadside": "路边"}[o.parking],
-            "locker": "是" if o.locker_used else "否",
-            "elder_care": "是" if o.elderly_meal else "否",
-            "distance_km": 1.5,
-            "total_price": 600,
-        }
-    assert o.platform == "shansong"
-
-    def iso(t: datetime | None) -> str | None:
-        return None if t is None else t.astimezone(CST).isoformat(timespec="seconds")
-
-    return {
-        "orderNo": o.order_id,
-        "courier": {"id": 4000 + o.rider, "mobile": phone_hash, "name": HASHER.hash("测试", "name")},
-        "receiver": {"lng": o.lng, "lat": o.lat, "aoiId": o.aoi_id},
-        "statusChangeLog": [
-            {"status": c, "time": iso(t)}
-            for c, t in (
-                (20, o.ordered),
-                (30, o.accepted),
-                (40, o.picked_up),
-                (50, o.delivered),
-                (60, o.cancelled),
-            )
-            if t is not None
-        ],
-        "gateTime": iso(o.gate),
-        "accessMode": {
-            None: None,
-            "code_scan": "CODE",
-            "nfc_tap": "NFC",
-            "order_show": "ORDER",
-            "registration": "MANUAL",
-        }[o.entry_method],
-        "parkingMode": {"none": "NONE", "rider_bay": "BAY", "roadside": "ROADSIDE"}[o.parking],
-        "useLocker": o.locker_used,
-        "elderCare": o.elderly_meal,
-        "distance": 1500,
-        "amount": 600,
-    }
+        return sandbox_sf.encode(canonical(o), bd09=o.bd09)
+    rec = ENCODERS[o.platform](canonical(o))
+    if o.platform == "eleme":
+        rec["status_log"].append(
+            {"order_status": 20, "push_time": int((o.accepted + timedelta(minutes=3)).timestamp() * 1000)}
+        )
+    return rec
 
 
 def at(day: date, hh: int, mm: int = 0) -> datetime:
@@ -568,9 +464,6 @@ INSERT_LOAD_AUDIT = (
 )
 
 
-ID_FIELD = {"meituan": "order_id", "eleme": "open_order_code", "sf": "sf_order_id", "shansong": "orderNo"}
-
-
 def replace_order_partition(con: duckdb.DuckDBPyConnection, orders: list[Order], fetch_id: str) -> None:
     """Load orders as the loader does: whole (platform, business date) partitions replaced."""
     loaded_at = datetime.now(UTC)
@@ -600,7 +493,6 @@ def load_station_files(con: duckdb.DuckDBPyConnection, files: dict[date, list[di
 # ------------------------------------------------------------------------------------------ dbt
 def run_dbt_build(data_dir: Path, business_date: date, *extra: str) -> subprocess.CompletedProcess:
     """`dbt build` of the core marts and their parents against data_dir's warehouse (own target/log paths)."""
-    env = {**os.environ, "XIHU_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1"}
     # The dims only the marts' relationships tests read are named too; "cautious" keeps out the tests of
     # other marts (another engineer's) that merely point at a selected model.
     select = [f"+{mart}" for mart in CORE_MARTS] + [
@@ -612,14 +504,7 @@ def run_dbt_build(data_dir: Path, business_date: date, *extra: str) -> subproces
     cmd = [
         str(DBT),
         "build",
-        "--profiles-dir",
-        str(DBT_PROJECT),
-        "--project-dir",
-        str(DBT_PROJECT),
-        "--target-path",
-        str(data_dir / "dbt" / "target"),
-        "--log-path",
-        str(data_dir / "dbt" / "logs"),
+        *dbt_paths(data_dir),
         "--vars",
         json.dumps(dbt_vars(business_date=business_date.isoformat())),
         "--select",
@@ -628,14 +513,14 @@ def run_dbt_build(data_dir: Path, business_date: date, *extra: str) -> subproces
         "cautious",
         *extra,
     ]
-    result = subprocess.run(cmd, cwd=DBT_PROJECT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(cmd, cwd=DBT_PROJECT, env=dbt_env(data_dir), capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise AssertionError(f"dbt build failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
     return result
 
 
 @dataclass
-class BuiltWarehouse:
+class BuiltWarehouse(WarehouseQueries):
     data_dir: Path
     scenario: Scenario
     orders: list[Order]
@@ -644,19 +529,7 @@ class BuiltWarehouse:
 
     @property
     def path(self) -> Path:
-        return self.data_dir / "warehouse" / "xihu.duckdb"
-
-    def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.path), read_only=True) as con:
-            return con.execute(sql, params or []).fetchall()
-
-    def row(self, sql: str, params: list | None = None) -> dict:
-        with duckdb.connect(str(self.path), read_only=True) as con:
-            cur = con.execute(sql, params or [])
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-        assert len(rows) == 1, f"expected one row, got {len(rows)}: {sql}"
-        return dict(zip(names, rows[0], strict=True))
+        return warehouse_path(self.data_dir)
 
 
 def record_loads(

@@ -12,7 +12,6 @@ lost earning on D-5 (a redemption the balance cannot cover, dated D-5).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,8 +22,6 @@ import pytest
 from expectations.gate import run_gate
 from ingest.settings import dbt_vars
 from tests.dbt.conftest import (
-    DBT,
-    DBT_PROJECT,
     INSERT_LOAD_AUDIT,
     REPORTING_DATE,
     Order,
@@ -36,6 +33,7 @@ from tests.dbt.conftest import (
     seed_crosswalk,
     station_event,
 )
+from tests.warehouse_helpers import DBT, DBT_PROJECT, WarehouseQueries, dbt_env, dbt_paths
 
 D = REPORTING_DATE
 DAYS = [D - timedelta(days=n) for n in range(7, -1, -1)]
@@ -51,7 +49,7 @@ def fetch_id(day: date) -> str:
 
 
 def drifted(platform: str, payload: dict) -> dict:
-    """What the sandbox's schema_drift fault does (ingest/sandbox/encode.py): a field appears, an optional
+    """What the sandbox's schema_drift fault does (sandbox/encode.py): a field appears, an optional
     one disappears (meituan's AOI id, sf's gate time)."""
     dropped = {"meituan": "recipient_aoi_id", "sf": "gate_time"}[platform]
     return {**{k: v for k, v in payload.items() if k != dropped}, "ext_info_v3": {"tag": "drift", "weather_code": 1}}
@@ -150,19 +148,11 @@ def built(tmp_path_factory) -> dict:
     warehouse = data_dir / "warehouse" / "xihu.duckdb"
     warehouse.parent.mkdir(parents=True)
     write_raw(warehouse)
-    env = {**os.environ, "XIHU_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1"}
     result = subprocess.run(
         [
             str(DBT),
             "build",
-            "--profiles-dir",
-            str(DBT_PROJECT),
-            "--project-dir",
-            str(DBT_PROJECT),
-            "--target-path",
-            str(data_dir / "dbt" / "target"),
-            "--log-path",
-            str(data_dir / "dbt" / "logs"),
+            *dbt_paths(data_dir),
             "--vars",
             json.dumps(dbt_vars(business_date=D.isoformat(), points_opening_days=OPENING_DAYS)),
             "--select",
@@ -176,7 +166,7 @@ def built(tmp_path_factory) -> dict:
             "cautious",
         ],
         cwd=DBT_PROJECT,
-        env=env,
+        env=dbt_env(data_dir),
         capture_output=True,
         text=True,
         timeout=600,
@@ -184,9 +174,13 @@ def built(tmp_path_factory) -> dict:
     return {"data_dir": data_dir, "warehouse": warehouse, "result": result}
 
 
+class _Built(WarehouseQueries):
+    def __init__(self, path: Path):
+        self.path = path
+
+
 def query(built, sql: str, params: list | None = None) -> list[tuple]:
-    with duckdb.connect(str(built["warehouse"]), read_only=True) as con:
-        return con.execute(sql, params or []).fetchall()
+    return _Built(built["warehouse"]).query(sql, params)
 
 
 def test_registry_misses_do_not_fail_the_build(built):

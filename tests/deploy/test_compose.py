@@ -103,7 +103,7 @@ def test_services_and_profiles(resolved):
     assert services["sandbox"]["command"] == [
         "python",
         "-m",
-        "ingest.sandbox",
+        "sandbox",
         "serve",
         "--host",
         "0.0.0.0",
@@ -122,9 +122,13 @@ def test_services_and_profiles(resolved):
 
 
 def test_one_image_for_every_component(resolved):
+    """Every Airflow component runs the Dockerfile's production stage; the sandbox its own stage and image."""
     services = resolved["services"]
-    images = {services[name]["image"] for name in AIRFLOW_SERVICES | {"sandbox"}}
+    images = {services[name]["image"] for name in AIRFLOW_SERVICES}
     assert images == {"xihu-friendly:local"}
+    assert {services[name]["build"]["target"] for name in AIRFLOW_SERVICES} == {"production"}
+    assert services["sandbox"]["build"]["target"] == "sandbox"
+    assert services["sandbox"]["image"] == "xihu-friendly-sandbox:local"
     commands = {name: services[name].get("command") for name in AIRFLOW_SERVICES}
     assert commands["airflow-apiserver"][:2] == ["airflow", "api-server"]
     assert commands["airflow-scheduler"] == ["airflow", "scheduler"]
@@ -282,12 +286,23 @@ def test_sandbox_connections_match_the_sandbox_doc():
 
 def test_dockerfile_builds_like_the_makefile():
     text = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"(?m)^FROM python:3\.11-slim$", text)
+    assert re.search(r"(?m)^FROM python:3\.11-slim AS base$", text)
     assert "uv==0.13.9" in text
     assert "python -m pip install --no-cache-dir --quiet uv==0.13.9" in text
     assert "/opt/venv/bin/uv pip sync --no-cache --python /opt/venv/bin/python requirements.lock" in text
     for folder in ("dags", "ingest", "dbt_project", "expectations", "publish", "ops"):
         assert re.search(rf"(?m)^COPY --chown=xihu:xihu {folder}/ {folder}/$", text), folder
+    # The sandbox is not in the production image: only the sandbox stage copies it, and the production
+    # stage, the last (the default target), adds nothing to the base.
+    stages = re.split(r"(?m)^(?=FROM )", text)
+    names = [re.match(r"FROM \S+ AS (\S+)", stage).group(1) for stage in stages if stage.startswith("FROM")]
+    assert names == ["base", "sandbox", "production"]
+    base, sandbox, production = (stage for stage in stages if stage.startswith("FROM"))
+    assert not any("sandbox" in line for line in re.findall(r"(?m)^COPY .*$", base))
+    assert re.search(r"(?m)^COPY --chown=xihu:xihu sandbox/ sandbox/$", sandbox)
+    assert production.strip() == "FROM base AS production"
+    ignored = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if not line.startswith("#")]
+    assert not any(line.strip("/") == "sandbox" for line in ignored)
     users = re.findall(r"(?m)^USER (\S+)$", text)
     assert users and users[-1] != "root"
     assert "cd dbt_project && dbt parse --profiles-dir . --quiet && test -s target/manifest.json" in text

@@ -12,7 +12,7 @@ SANDBOX_NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone(timedelta(hours=8)))
 
 @pytest.fixture(scope="session")
 def sandbox():
-    from ingest.sandbox.server import start_sandbox
+    from sandbox.server import start_sandbox
 
     handle = start_sandbox(seed=7, scale=0.02, now=SANDBOX_NOW)
     yield handle

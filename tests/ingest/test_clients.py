@@ -35,21 +35,17 @@ from ingest.http import (
     retry_after_seconds,
 )
 from ingest.pii import PiiHasher
+from tests.sandbox_conns import sandbox_conn
 
 ROOT = Path(__file__).resolve().parents[2]
 CST = timezone(timedelta(hours=8))
 DAY = date(2026, 11, 20)
 PII = PiiHasher("clients-test-pii-key-of-at-least-32-bytes")
 FAST = RetryPolicy(connect_timeout_s=2, read_timeout_s=5, max_attempts=8, max_total_wait_s=30, backoff_base_s=0.01)
-# Sandbox credentials (docs/internals.md); host is filled in with the sandbox's URL.
+# Sandbox credentials (sandbox/credentials.py); host is filled in with the sandbox's URL.
 CONNS = {
-    "meituan": Conn("", "mt-sandbox", "mt-secret"),
-    "eleme": Conn("", "elm-sandbox", "elm-secret"),
-    "sf": Conn("", "1234", "sf-secret"),
-    "shansong": Conn("", "ss-sandbox", "ss-secret", {"shop_id": "ss-shop-1"}),
-    "union_members": Conn("", "union", "union-secret"),
-    "union_orgs": Conn("", "union", "union-secret"),
-    "stations": Conn("", None, "st-secret"),
+    source: sandbox_conn("", source)
+    for source in ("meituan", "eleme", "sf", "shansong", "union_members", "union_orgs", "stations")
 }
 ID_FIELD = {"meituan": "order_id", "eleme": "open_order_code", "sf": "sf_order_id", "shansong": "orderNo"}
 RECORDS = {
@@ -234,7 +230,7 @@ def test_meituan_skew_refusal_is_re_signed_and_sent_again(scripted, tmp_path):
         (200, {}, b'{"code":1002,"msg":"timestamp expired"}'),
         (200, {}, json.dumps(page).encode()),
     ]
-    conn = Conn(url.rsplit("/", 1)[0], "mt-sandbox", "mt-secret")
+    conn = sandbox_conn(url.rsplit("/", 1)[0], "meituan")
     session = requests.Session()
     sent = []
     session.hooks["response"].append(lambda r, *a, **k: sent.append(r.url))
@@ -429,7 +425,8 @@ _CHILD = """
 import sys
 from ingest.clients import Conn, RetryPolicy, fetch
 from ingest.pii import PiiHasher
-conn = Conn(sys.argv[1], "mt-sandbox", "mt-secret")
+from sandbox.credentials import CONNECTIONS
+conn = Conn(sys.argv[1], CONNECTIONS["xihu_meituan"]["login"], CONNECTIONS["xihu_meituan"]["password"])
 pii = PiiHasher("clients-test-pii-key-of-at-least-32-bytes")
 policy = RetryPolicy(backoff_base_s=0.01)
 fetch("meituan", "2026-11-20", conn, pii, "killed", sys.argv[2], page_size=50, policy=policy)

@@ -14,19 +14,13 @@ from datetime import date
 import pytest
 
 import ingest.clients
-from ingest.clients import Conn, RetryPolicy, SourceUnavailable, fetch
+from ingest.clients import RetryPolicy, SourceUnavailable, fetch
 from ingest.pii import PiiHasher
+from tests.sandbox_conns import sandbox_conn
 
 DAY = date(2026, 11, 20)
 PII = PiiHasher("fetch-logs-test-pii-key-of-at-least-32-bytes")
 FAST = RetryPolicy(connect_timeout_s=2, read_timeout_s=5, max_total_wait_s=30, backoff_base_s=0.01)
-CONNS = {
-    "meituan": ("mt-sandbox", "mt-secret", {}),
-    "eleme": ("elm-sandbox", "elm-secret", {}),
-    "sf": ("1234", "sf-secret", {}),
-    "shansong": ("ss-sandbox", "ss-secret", {"shop_id": "ss-shop-1"}),
-    "stations": (None, "st-secret", {}),
-}
 TOTALS = re.compile(
     r"(?P<label>\S+ 2026-11-20): fetched (?P<pages>\d+) pages?, (?P<records>[\d,]+) records, (?P<retries>\d+) "
     r"retries in \d+\.\d s \([\d,]+ records/s\)"
@@ -34,9 +28,8 @@ TOTALS = re.compile(
 
 
 def _fetch(sb, source, tmp_path, **kw):
-    login, password, extra = CONNS[source]
     kw.setdefault("policy", FAST)
-    return fetch(source, DAY, Conn(sb.base_url, login, password, extra), PII, "logs", tmp_path, **kw)
+    return fetch(source, DAY, sandbox_conn(sb.base_url, source), PII, "logs", tmp_path, **kw)
 
 
 def _lines(caplog, logger: str, level: int) -> list[str]:

@@ -2,7 +2,7 @@
 
 Landing folders are written here exactly as docs/internals.md "Landing contract" describes them (gzipped
 pages + manifest with per-page record counts and sha256), so the loader is tested against the contract,
-not against one client's output. Records are built the way ingest/sandbox/encode.py puts them on the wire.
+not against one client's output. Records are built the way sandbox/encode.py puts them on the wire.
 """
 
 from __future__ import annotations
@@ -284,7 +284,7 @@ def test_empty_last_page_and_zero_record_fetch_load(tmp_path, con):
 
 
 def test_schema_drift_loads(tmp_path, con):
-    """Drift adds an unknown field and drops an optional one (as ingest/sandbox/encode.py's drift does)."""
+    """Drift adds an unknown field and drops an optional one (as sandbox/encode.py's drift does)."""
 
     def drifted(rec: dict, drop: str) -> dict:
         rec = {k: v for k, v in rec.items() if k != drop}

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from ingest.clients import Conn, RetryPolicy, fetch
+from ingest.clients import RetryPolicy, fetch
 from ingest.landing import Landing, LandingMismatch, LandingRejected, mark_rejected, reusable, reuse_refusal
 from ingest.pii import PiiHasher
+from tests.sandbox_conns import sandbox_conn
 
 CST = timezone(timedelta(hours=8))
 DAY = date(2026, 11, 20)
@@ -237,7 +238,7 @@ def _counting_session(kill_after: int | None = None) -> tuple[requests.Session, 
 
 def _fetch(sb, root, fetch_id, now, **kw):
     kw.setdefault("page_size", 200)  # 18 pages
-    conn = Conn(sb.base_url, "mt-sandbox", "mt-secret")
+    conn = sandbox_conn(sb.base_url, "meituan")
     return fetch("meituan", DAY, conn, PII, fetch_id, root, policy=FAST, now=now, **kw)
 
 

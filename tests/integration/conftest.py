@@ -20,7 +20,6 @@ thinnest, a construction site, has 23).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,20 +27,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from ingest.clients import CONNECTION_IDS, Conn, fetch
+from ingest.clients import fetch
 from ingest.load import load_many
 from ingest.pii import PiiHasher
-from ingest.sandbox.server import SandboxHandle, start_sandbox
-from ingest.sandbox.world import World
 from ingest.settings import dbt_vars
-from ops.localenv import SANDBOX_CONNECTIONS, TELEMETRY_OFF
-
-ROOT = Path(__file__).resolve().parents[2]
-DBT_PROJECT = ROOT / "dbt_project"
-DBT = ROOT / ".venv" / "bin" / "dbt"
+from sandbox.server import SandboxHandle, start_sandbox
+from sandbox.world import World
+from tests.sandbox_conns import sandbox_conn
+from tests.warehouse_helpers import DBT, DBT_PROJECT, WarehouseQueries, dbt_env, dbt_paths, warehouse_path
 
 SEED, SCALE = 7, 0.02
 SOURCES = ("meituan", "eleme", "sf", "shansong", "union_members", "union_orgs", "stations")
@@ -64,14 +59,6 @@ def date_range(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def sandbox_conn(base_url: str, source: str) -> Conn:
-    """The Airflow Connection the DAG would read for ``source``, pointed at the sandbox."""
-    fields = SANDBOX_CONNECTIONS[CONNECTION_IDS[source]]
-    return Conn(
-        host=base_url, login=fields.get("login"), password=fields.get("password"), extra=fields.get("extra", {})
-    )
-
-
 def fetch_landing(
     sandbox: SandboxHandle, jobs: list[tuple[str, date]], landing_root: Path, fetch_id: str, now: datetime | None = None
 ) -> dict[tuple[str, date], Path]:
@@ -89,24 +76,6 @@ def fetch_landing(
 
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
         return dict(zip(jobs, pool.map(one, jobs), strict=True))
-
-
-def dbt_env(data_dir: Path) -> dict[str, str]:
-    return {**os.environ, **TELEMETRY_OFF, "XIHU_DATA_DIR": str(data_dir)}
-
-
-def dbt_paths(data_dir: Path) -> list[str]:
-    """Own project, profile, target and log paths: never the repo's dbt_project/target (make's manifest)."""
-    return [
-        "--project-dir",
-        str(DBT_PROJECT),
-        "--profiles-dir",
-        str(DBT_PROJECT),
-        "--target-path",
-        str(data_dir / "dbt" / "target"),
-        "--log-path",
-        str(data_dir / "dbt" / "logs"),
-    ]
 
 
 def run_dbt(data_dir: Path, command: str, business_date: date, *extra: str, **run_vars) -> str:
@@ -127,7 +96,7 @@ def run_dbt(data_dir: Path, command: str, business_date: date, *extra: str, **ru
 
 
 @dataclass
-class Warehouse:
+class Warehouse(WarehouseQueries):
     """A built warehouse and what it was built from."""
 
     data_dir: Path
@@ -140,22 +109,7 @@ class Warehouse:
 
     @property
     def path(self) -> Path:
-        return self.data_dir / "warehouse" / "xihu.duckdb"
-
-    def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.path), read_only=True) as con:
-            return con.execute(sql, params or []).fetchall()
-
-    def scalar(self, sql: str, params: list | None = None):
-        rows = self.query(sql, params)
-        assert len(rows) == 1 and len(rows[0]) == 1, f"expected one value, got {rows!r}: {sql}"
-        return rows[0][0]
-
-    def rows(self, sql: str, params: list | None = None) -> list[dict]:
-        with duckdb.connect(str(self.path), read_only=True) as con:
-            cur = con.execute(sql, params or [])
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return warehouse_path(self.data_dir)
 
 
 @pytest.fixture(scope="session")

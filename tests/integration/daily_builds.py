@@ -25,8 +25,7 @@ from dbt.cli.main import dbtRunner
 
 from ingest.load import load_many
 from ingest.settings import dbt_vars
-
-DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
+from tests.warehouse_helpers import DBT_PROJECT, dbt_paths, warehouse_path
 
 
 def main(plan_path: str) -> int:
@@ -34,17 +33,7 @@ def main(plan_path: str) -> int:
     data_dir = Path(plan["data_dir"])
     os.environ["XIHU_DATA_DIR"] = str(data_dir)
     os.chdir(DBT_PROJECT)
-    common = [
-        "--project-dir",
-        str(DBT_PROJECT),
-        "--profiles-dir",
-        str(DBT_PROJECT),
-        "--target-path",
-        str(data_dir / "dbt" / "target"),
-        "--log-path",
-        str(data_dir / "dbt" / "logs"),
-        "--quiet",
-    ]
+    common = [*dbt_paths(data_dir), "--quiet"]
     parsed = dbtRunner().invoke(["parse", *common])
     if not parsed.success:
         raise SystemExit(f"dbt parse failed: {parsed.exception}")
@@ -52,7 +41,7 @@ def main(plan_path: str) -> int:
     for run in plan["runs"]:
         t0 = time.perf_counter()
         if run["folders"]:
-            load_many(str(data_dir / "warehouse" / "xihu.duckdb"), [Path(f) for f in run["folders"]])
+            load_many(str(warehouse_path(data_dir)), [Path(f) for f in run["folders"]])
         t1 = time.perf_counter()
         result = runner.invoke(
             [

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import pytest
 
 from ingest.load import load_many
-from ingest.sandbox.server import start_sandbox
+from sandbox.server import start_sandbox
 from tests.integration.conftest import SCALE, SEED, SETTLED_CLOCK, SOURCES, Warehouse, fetch_landing, run_dbt
 
 DRIFT_DAY = date(2026, 11, 28)  # a Saturday

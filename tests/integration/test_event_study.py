@@ -1,4 +1,4 @@
-"""friendly_event_study against the world's truth (ingest/sandbox/world.py: last100 = base + trend(d) +
+"""friendly_event_study against the world's truth (sandbox/world.py: last100 = base + trend(d) +
 effect(u) - saving(type) * [u friendly on d] + noise).
 
 - The recount is exact: per day relative to adoption, the adopted units' deliveries are those the generator
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingest.sandbox.world import World
+from sandbox.world import World
 from tests.integration.test_friendly_effect import TOLERANCE_MIN, _true_unit_deliveries
 
 pytestmark = pytest.mark.slow  # builds the sandbox district (minutes)

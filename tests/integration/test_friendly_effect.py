@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from scipy.stats import t as student_t
 
-from ingest.sandbox.world import PLATFORMS, World
+from sandbox.world import PLATFORMS, World
 
 pytestmark = pytest.mark.slow  # builds the sandbox district (minutes)
 

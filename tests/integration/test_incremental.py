@@ -26,16 +26,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.sandbox.server import start_sandbox
-from tests.integration.conftest import (
-    ROOT,
-    SETTLED_CLOCK,
-    SOURCES,
-    TZ_SHANGHAI,
-    date_range,
-    dbt_env,
-    fetch_landing,
-)
+from sandbox.server import start_sandbox
+from tests.integration.conftest import SETTLED_CLOCK, SOURCES, TZ_SHANGHAI, date_range, fetch_landing
+from tests.warehouse_helpers import ROOT, dbt_env
 
 pytestmark = pytest.mark.slow  # builds the sandbox district (minutes)
 

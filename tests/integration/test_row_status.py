@@ -23,7 +23,7 @@ import duckdb
 import pytest
 
 from ingest.dates import fetch_plan
-from ingest.sandbox.server import start_sandbox
+from sandbox.server import start_sandbox
 from tests.integration.conftest import TZ_SHANGHAI, fetch_landing
 from tests.integration.test_incremental import run_days
 

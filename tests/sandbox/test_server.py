@@ -23,12 +23,14 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from ingest.sandbox import encode, faults
-from ingest.sandbox.encode import CST
-from ingest.sandbox.server import SandboxHandle, make_server
-from ingest.sandbox.world import World
+from sandbox import eleme, encode, faults, meituan, sf, shansong, wire
+from sandbox.credentials import CONNECTIONS as CRED
+from sandbox.server import SandboxHandle, make_server
+from sandbox.wire import CST
+from sandbox.world import World
 
 ROOT = Path(__file__).resolve().parents[2]
+UNION_AUTH = (CRED["xihu_union"]["login"], CRED["xihu_union"]["password"])
 DAY = date(2026, 11, 18)
 SEED, SCALE = 7, 0.01
 AFTER_RUN = datetime(2026, 11, 19, 1, 30, tzinfo=CST)  # D+1 01:30: the daily run's time, before corrections
@@ -67,14 +69,14 @@ def _order(**overrides) -> dict:
 
 
 def test_meituan_encoding_unix_seconds_and_codes():
-    rec = encode.meituan(_order())
+    rec = meituan.encode(_order())
     assert rec["order_id"] == "900001" and rec["courier_phone"] == "13812345678"
     assert rec["status"] == 50
     assert rec["platform_order_time"] == int(datetime(2026, 11, 18, 3, 58, 7, tzinfo=CST.utc).timestamp())
     assert rec["arrive_time"] - rec["gate_arrive_time"] == 240
     assert (rec["entry_method"], rec["parking"], rec["elderly_meal"]) == ("nfc_tap", "rider_bay", True)
     assert (rec["recipient_lng"], rec["recipient_aoi_id"]) == (120.131234, "AOI-17")
-    cancelled = encode.meituan(
+    cancelled = meituan.encode(
         _order(
             status="cancelled",
             t_picked_up=None,
@@ -87,7 +89,7 @@ def test_meituan_encoding_unix_seconds_and_codes():
 
 
 def test_eleme_encoding_status_log_strings_and_yuan():
-    rec = encode.eleme(_order())
+    rec = eleme.encode(_order())
     assert (rec["lng"], rec["lat"], rec["fee"]) == ("120.131234", "30.271234", "6.50")
     assert (rec["order_status"], rec["entry_type"], rec["parking_type"]) == (3, 2, 1)
     assert (rec["cabinet_used"], rec["is_elder_care"]) == (0, 1)
@@ -104,14 +106,14 @@ def test_eleme_encoding_status_log_strings_and_yuan():
     }
     assert rec["gate_arrive_time"] == int(o["t_gate"].timestamp() * 1000)
     # "in any order, duplicates possible": across many orders both happen, deterministically.
-    logs = [encode.eleme(_order(order_id=str(i)))["status_log"] for i in range(300)]
+    logs = [eleme.encode(_order(order_id=str(i)))["status_log"] for i in range(300)]
     assert any(len(log) == 6 for log in logs)
     assert any([p["push_time"] for p in log] != sorted(p["push_time"] for p in log) for log in logs)
-    assert logs == [encode.eleme(_order(order_id=str(i)))["status_log"] for i in range(300)]
+    assert logs == [eleme.encode(_order(order_id=str(i)))["status_log"] for i in range(300)]
 
 
 def test_sf_encoding_local_times_labels_and_bd09_share():
-    rec = encode.sf(_order(t_gate=None, status="picked_up", t_delivered=None))
+    rec = sf.encode(_order(t_gate=None, status="picked_up", t_delivered=None))
     assert rec["create_time"] == "2026-11-18 11:58:07"
     assert (rec["gate_time"], rec["complete_time"]) == ("", "")
     assert (rec["order_status"], rec["entry_method"], rec["parking"]) == (15, "碰一碰", "专属车位")
@@ -121,26 +123,26 @@ def test_sf_encoding_local_times_labels_and_bd09_share():
         2.45,
         650,
     )
-    recs = [encode.sf(_order(order_id=str(i))) for i in range(2000)]
+    recs = [sf.encode(_order(order_id=str(i))) for i in range(2000)]
     bd = [r for r in recs if r["lbs_type"] == 1]
     assert 0.25 < len(bd) / len(recs) < 0.35
     assert {r["lbs_type"] for r in recs} == {1, 2}
     for r in bd[:50]:
-        lng, lat = encode.bd09_to_gcj02(r["user_lng"], r["user_lat"])
+        lng, lat = wire.bd09_to_gcj02(r["user_lng"], r["user_lat"])
         assert abs(lng - 120.131234) < 2e-6 and abs(lat - 30.271234) < 2e-6
         assert 0.005 < r["user_lng"] - 120.131234 < 0.008  # BD-09 sits ~0.0065 east of GCJ-02
 
 
 def test_gcj02_to_bd09_matches_the_standard_formula_reference_point():
     # The reference pair used by the common coordinate-transform libraries (coordtransform, hutool).
-    lng, lat = encode.gcj02_to_bd09(116.404, 39.915)
+    lng, lat = wire.gcj02_to_bd09(116.404, 39.915)
     assert abs(lng - 116.41036949371029) < 1e-9 and abs(lat - 39.92133699351021) < 1e-9
-    back = encode.bd09_to_gcj02(lng, lat)
+    back = wire.bd09_to_gcj02(lng, lat)
     assert abs(back[0] - 116.404) < 1e-5 and abs(back[1] - 39.915) < 1e-5
 
 
 def test_shansong_encoding_nested_iso_and_modes():
-    rec = encode.shansong(_order(entry_method=None, parking="none"))
+    rec = shansong.encode(_order(entry_method=None, parking="none"))
     assert rec["courier"] == {"id": "R0042", "mobile": "13812345678", "name": "王小明"}
     assert rec["receiver"] == {"lng": 120.131234, "lat": 30.271234, "aoiId": "AOI-17"}
     assert rec["statusChangeLog"][0] == {"status": 20, "time": "2026-11-18T11:58:07+08:00"}
@@ -199,9 +201,11 @@ class Clients:
         self.http = requests.Session()
         self.token = None
 
-    def meituan(self, offset=0, limit=1000, day=DAY, secret="mt-secret", ts=None, extra=None, **kw):
+    def meituan(
+        self, offset=0, limit=1000, day=DAY, secret=CRED["xihu_meituan"]["password"], ts=None, extra=None, **kw
+    ):
         params = {
-            "app_key": "mt-sandbox",
+            "app_key": CRED["xihu_meituan"]["login"],
             "timestamp": str(int(ts or time.time())),
             "date": day.isoformat(),
             "offset": str(offset),
@@ -220,11 +224,11 @@ class Clients:
             if offset >= data["total"]:
                 return pages, data["total"]
 
-    def eleme_token(self, secret="elm-secret"):
+    def eleme_token(self, secret=CRED["xihu_eleme"]["password"]):
         return self.http.post(
             f"{self.base}/eleme/oauth/token",
             timeout=TIMEOUT,
-            data={"grant_type": "client_credentials", "app_id": "elm-sandbox", "app_secret": secret},
+            data={"grant_type": "client_credentials", "app_id": CRED["xihu_eleme"]["login"], "app_secret": secret},
         )
 
     def eleme(self, cursor=None, token=None, extra=None):
@@ -257,13 +261,13 @@ class Clients:
             if cursor is None:
                 return pages, refreshes
 
-    def sf(self, page=1, key="sf-secret", body=None, send=None, extra=""):
+    def sf(self, page=1, key=CRED["xihu_sf"]["password"], body=None, send=None, extra=""):
         """Signs ``body`` (default: a fresh request for ``page``) and sends ``send`` (default: the same)."""
         raw = (
             body
             or json.dumps(
                 {
-                    "dev_id": 1234,
+                    "dev_id": int(CRED["xihu_sf"]["login"]),
                     "date": DAY.isoformat(),
                     "page": page,
                     "page_size": 500,
@@ -271,7 +275,10 @@ class Clients:
                 }
             ).encode()
         )
-        sign = quote(base64.b64encode(hashlib.md5(raw + b"&1234&" + key.encode()).digest()).decode(), safe="")
+        sign = quote(
+            base64.b64encode(hashlib.md5(raw + f"&{CRED['xihu_sf']['login']}&{key}".encode()).digest()).decode(),
+            safe="",
+        )
         return self.http.post(
             f"{self.base}/sf/open/api/external/listorderfeed?sign={sign}{extra}",
             data=send or raw,
@@ -279,10 +286,10 @@ class Clients:
             timeout=TIMEOUT,
         )
 
-    def shansong(self, page=1, secret="ss-secret", extra=""):
+    def shansong(self, page=1, secret=CRED["xihu_shansong"]["password"], extra=""):
         form = {
-            "clientId": "ss-sandbox",
-            "shopId": "ss-shop-1",
+            "clientId": CRED["xihu_shansong"]["login"],
+            "shopId": CRED["xihu_shansong"]["extra"]["shop_id"],
             "timestamp": str(int(time.time() * 1000)),
             "data": json.dumps({"date": DAY.isoformat(), "pageNo": page, "pageSize": 200}),
         }
@@ -353,7 +360,8 @@ def test_eleme_token_expiry_fault_gives_401_and_refresh_completes(clients, sandb
 def test_sf_signature_pages_and_bd09(clients, world):
     assert clients.sf(key="wrong").json()["error_code"] == 1001
     compact = json.dumps(
-        {"dev_id": 1234, "date": DAY.isoformat(), "page": 1, "page_size": 500}, separators=(",", ":")
+        {"dev_id": int(CRED["xihu_sf"]["login"]), "date": DAY.isoformat(), "page": 1, "page_size": 500},
+        separators=(",", ":"),
     ).encode()
     assert clients.sf(body=compact).json()["error_code"] == 0  # the exact bytes sent, whatever the spacing
     assert clients.sf(body=compact, send=compact.replace(b'"page":1', b'"page":2')).json()["error_code"] == 1001
@@ -373,7 +381,7 @@ def test_sf_signature_pages_and_bd09(clients, world):
     for rec in (r for p in pages for r in p):
         o = truth[rec["sf_order_id"]]
         lng, lat = (
-            encode.bd09_to_gcj02(rec["user_lng"], rec["user_lat"])
+            wire.bd09_to_gcj02(rec["user_lng"], rec["user_lat"])
             if rec["lbs_type"] == 1
             else (rec["user_lng"], rec["user_lat"])
         )
@@ -404,7 +412,7 @@ def test_union_exports_gbk_crlf_basic_auth(sandbox, world):
     assert (
         requests.get(url, params={"date": DAY.isoformat()}, auth=("union", "nope"), timeout=TIMEOUT).status_code == 401
     )
-    r = requests.get(url, params={"date": DAY.isoformat()}, auth=("union", "union-secret"), timeout=TIMEOUT)
+    r = requests.get(url, params={"date": DAY.isoformat()}, auth=UNION_AUTH, timeout=TIMEOUT)
     assert r.status_code == 200 and "gbk" in r.headers["Content-Type"].lower()
     text = r.content.decode("gbk")
     with pytest.raises(UnicodeDecodeError):
@@ -413,14 +421,14 @@ def test_union_exports_gbk_crlf_basic_auth(sandbox, world):
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert rows[0].keys() >= {"会员编号", "身份证号", "所属工会编码", "状态变更日期"}
     assert len(rows) == len(world.union_members(DAY))
-    orgs = requests.get(f"{sandbox.base_url}/union/exports/orgs", auth=("union", "union-secret"), timeout=TIMEOUT)
+    orgs = requests.get(f"{sandbox.base_url}/union/exports/orgs", auth=UNION_AUTH, timeout=TIMEOUT)
     org_rows = list(csv.DictReader(io.StringIO(orgs.content.decode("gbk"), newline="")))
     assert len(org_rows) == len(world.union_orgs()) and {r["类型"] for r in org_rows} >= {"企业工会"}
 
 
 def test_stations_publish_time_api_key_and_truncated_lines(sandbox, world):
     url = f"{sandbox.base_url}/stations/v1/logs/{DAY.isoformat()}.ndjson.gz"
-    key = {"X-Api-Key": "st-secret"}
+    key = {"X-Api-Key": CRED["xihu_stations"]["password"]}
     sandbox.set_clock(datetime(2026, 11, 19, 0, 29, tzinfo=CST))
     assert requests.get(url, headers=key, timeout=TIMEOUT).status_code == 404
     sandbox.set_clock(datetime(2026, 11, 19, 0, 31, tzinfo=CST))
@@ -553,13 +561,13 @@ def test_concurrent_clients(sandbox, world):
 
 
 # ------------------------------------------------------------------ the command line
-def test_cli_serve_on_port_zero_and_seeds(tmp_path):
+def test_cli_serve_on_port_zero(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XIHU_DATA_DIR": str(tmp_path)}
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "ingest.sandbox",
+            "sandbox",
             "serve",
             "--port",
             "0",
@@ -584,12 +592,3 @@ def test_cli_serve_on_port_zero_and_seeds(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    out = tmp_path / "seeds"
-    subprocess.run(
-        [sys.executable, "-m", "ingest.sandbox", "seeds", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=300,
-    )
-    assert {p.name for p in out.glob("*.csv")} >= {"streets.csv", "units.csv", "aoi_crosswalk.csv"}

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import collections
-import csv
 import datetime as dt
 import json
 import re
 import resource
+import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ingest.sandbox.registries import DID_WINDOW, LATER_SPAN, UNIT_TYPE_ORDER, build_registries
-from ingest.sandbox.world import (
+from sandbox.registry import (
+    DID_WINDOW,
+    LATER_SPAN,
+    SEED_FILES,
+    SEEDS_DIR,
+    UNIT_TYPE_ORDER,
+    load_registries,
+    read_seeds,
+)
+from sandbox.world import (
     PLATFORM_SHARE,
     SAVING_MIN,
     World,
     gb11643_check_digit,
-    write_seeds,
 )
 
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds"
 DAY = dt.date(2026, 11, 25)  # a Wednesday
 TIME_KEYS = ("t_ordered", "t_accepted", "t_at_shop", "t_picked_up", "t_gate", "t_delivered")
 
@@ -72,21 +77,51 @@ def test_registries_counts_and_independent_of_seed():
         assert 0.80 < mapped[p] / 938 < 0.90
 
 
-def test_committed_seeds_match_generator(tmp_path):
-    counts = write_seeds(tmp_path)
-    assert counts == {
-        "streets": 11,
-        "units": 938,
-        "aoi_crosswalk": sum(1 for _ in csv.DictReader(open(tmp_path / "aoi_crosswalk.csv", encoding="utf-8"))),
-        "stations": 521,
-        "volunteer_teams": 17,
-    }
-    for name in counts:
-        assert (tmp_path / f"{name}.csv").read_bytes() == (SEEDS_DIR / f"{name}.csv").read_bytes(), name
+def test_the_world_uses_exactly_the_seeds_registry():
+    """Every unit, station, street and team the world serves is the committed seeds' (read, never written)."""
+    reg = load_registries()
+    seeds = read_seeds(SEEDS_DIR)
+    assert reg.rows == seeds
+    assert [u["unit_id"] for u in seeds["units"]] == [f"U{i + 1:04d}" for i in range(len(reg.unit_lng))]
+    assert reg.unit_lng.tolist() == [u["lng"] for u in seeds["units"]]
+    assert reg.unit_radius.tolist() == [u["radius_m"] for u in seeds["units"]]
+    assert reg.station_ids == [s["station_id"] for s in seeds["stations"]]
+    assert [s for s, _ in reg.streets] == [s["street_id"] for s in seeds["streets"]]
+    world = World(7, 0.01)
+    events = world.station_events(DAY)
+    assert {e["station_id"] for e in events} <= set(reg.station_ids)
+    assert {e["team_id"] for e in events if "team_id" in e} <= set(reg.team_ids)
+    streets = {s["street_name"] for s in seeds["streets"]}
+    assert {m["居住街道"] for m in world.union_members(DAY)} <= streets
+    units = world.order_columns("meituan", DAY)["unit_idx"]
+    assert units.max() < len(seeds["units"])
+
+
+def test_a_changed_registry_is_served_as_it_is(tmp_path):
+    """A unit added and a station removed in the seeds: the world follows, and nothing writes the seeds."""
+    for name in SEED_FILES:
+        shutil.copy(SEEDS_DIR / f"{name}.csv", tmp_path / f"{name}.csv")
+    before = {name: (SEEDS_DIR / f"{name}.csv").read_bytes() for name in SEED_FILES}
+    with open(tmp_path / "units.csv", "a", encoding="utf-8") as f:
+        f.write("U9999,测试新小区,residential_compound,S01,120.0300,30.1900,80,2026-01-05,true,20,true,true,true\n")
+    stations = (tmp_path / "stations.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "stations.csv").write_text("".join(stations[:-1]), encoding="utf-8")
+    world = World(7, 0.05, seeds_dir=tmp_path)
+    rows = world.registries()
+    assert rows["units"][-1]["unit_id"] == "U9999" and len(rows["stations"]) == len(stations) - 2
+    c = world.order_columns("meituan", DAY)
+    new = c["unit_idx"] == len(rows["units"]) - 1
+    assert new.any()
+    dx = (c["dest_lng"][new] - 120.03) * 111_320 * np.cos(np.radians(30.255))
+    dy = (c["dest_lat"][new] - 30.19) * 110_574
+    assert np.all(np.hypot(dx, dy) < 80)
+    removed = stations[-1].split(",")[0]
+    assert removed not in {e["station_id"] for e in world.station_events(DAY)}
+    assert {name: (SEEDS_DIR / f"{name}.csv").read_bytes() for name in SEED_FILES} == before
 
 
 def test_units_do_not_overlap_so_radius_matching_is_unambiguous():
-    reg = build_registries()
+    reg = load_registries()
     x = (reg.unit_lng - 120.095) * 111_320 * np.cos(np.radians(30.255))
     y = (reg.unit_lat - 30.255) * 110_574
     d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
@@ -95,7 +130,7 @@ def test_units_do_not_overlap_so_radius_matching_is_unambiguous():
 
 
 def test_friendly_adoption_plan():
-    units = build_registries().rows["units"]
+    units = load_registries().rows["units"]
     w0, w1 = DID_WINDOW
     for t in UNIT_TYPE_ORDER:
         of_type = [u for u in units if u["unit_type"] == t]
@@ -118,7 +153,7 @@ def test_later_adoptions_keep_the_demo_measurable():
     window and >= 10 before days of two adoptions or more of at least three unit types."""
     adopted = [
         (u["unit_type"], dt.date.fromisoformat(u["friendly_since"]))
-        for u in build_registries().rows["units"]
+        for u in load_registries().rows["units"]
         if u["friendly_since"]
     ]
     last = LATER_SPAN[0] - dt.timedelta(days=1)
@@ -155,7 +190,7 @@ def test_statuses_destinations_and_flags(world):
     assert 0.02 < np.isnan(c["t_gate"][delivered]).mean() < 0.04
     assert 0.012 < c["elderly_meal"].mean() < 0.018
     assert 0.04 < (c["unit_idx"] < 0).mean() < 0.06
-    reg = build_registries()
+    reg = load_registries()
     # Orders without an AOI lie inside their unit's radius (or outside every unit).
     u = c["unit_idx"]
     no_aoi = np.array([a is None for a in c["aoi_id"]]) & (u >= 0)
@@ -220,7 +255,7 @@ def _last100_by_unit(world: World, first: dt.date, last: dt.date) -> dict[tuple[
 
 def test_difference_in_differences_recovers_the_saving_and_naive_is_biased():
     world = World(seed=11, scale=0.03)
-    reg = build_registries()
+    reg = load_registries()
     w0, w1 = (d.toordinal() for d in DID_WINDOW)
     first, last = DID_WINDOW[0] - dt.timedelta(days=28), DID_WINDOW[1] + dt.timedelta(days=34)
     data = _last100_by_unit(world, first, last)

@@ -10,8 +10,8 @@ difference-in-differences recovers ``saving`` while the naive before/after is bi
 
 Determinism: everything is a pure function of (seed, scale, date). Each (stream, platform, day) draws from
 its own generator seeded by (seed, stream, platform, day), so any day can be generated alone, in any order.
-Registries come from ``registries.py`` with a fixed seed of their own. Volumes scale with ``scale``;
-registries do not.
+The registry (units, stations, streets, teams) is the committed dbt seeds, read by ``registry.py``;
+volumes scale with ``scale``, the registry does not.
 
 Two ways to read orders: ``orders()`` returns the documented list of dicts; ``order_columns()`` returns
 the same orders as numpy columns (epoch seconds, NaN when missing) for callers that encode in bulk, plus
@@ -20,7 +20,6 @@ the truth-only ``unit_idx`` (never on the wire).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import uuid
 import zlib
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.sandbox.registries import (
+from sandbox.registry import (
     ADOPTION_SPAN,
     DID_WINDOW,
     M_PER_DEG_LAT,
@@ -37,9 +36,9 @@ from ingest.sandbox.registries import (
     NEVER,
     PLATFORMS,
     REGISTRY_SEED,
-    STREETS,
+    SEEDS_DIR,
     UNIT_TYPE_ORDER,
-    build_registries,
+    load_registries,
 )
 
 TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
@@ -221,16 +220,16 @@ def _pick(rng: np.random.Generator, options: tuple, probs: tuple, n: int) -> np.
 class World:
     """The sandbox's world for one (seed, scale). Cheap to construct; populations are built on first use."""
 
-    def __init__(self, seed: int, scale: float):
+    def __init__(self, seed: int, scale: float, seeds_dir: Path = SEEDS_DIR):
         if scale <= 0:
             raise ValueError("scale must be positive")
         self.seed = int(seed)
         self.scale = float(scale)
-        self._reg = build_registries()
+        self._reg = load_registries(Path(seeds_dir))
 
     # ------------------------------------------------------------------ registries and truth
     def registries(self) -> dict[str, list[dict]]:
-        """The seeds (streets, units, aoi_crosswalk, stations, volunteer_teams): fixed, whatever the seed."""
+        """The seeds the world is built on (streets, units, aoi_crosswalk, stations, volunteer_teams)."""
         return self._reg.rows
 
     def truth(self) -> dict:
@@ -308,7 +307,7 @@ class World:
         names = [
             _SURNAMES[s] + _GIVEN[a] + (_GIVEN[b] if b >= 0 else "") for s, a, b in zip(s_idx, g1, g2, strict=True)
         ]
-        team = np.where(rng.random(n) < VOLUNTEER_SHARE, rng.integers(17, size=n), -1)
+        team = np.where(rng.random(n) < VOLUNTEER_SHARE, rng.integers(len(self._reg.team_ids), size=n), -1)
         ids = {
             p: [f"{code}{k:07d}" for k in rng.permutation(n) + 1_000_000]
             for p, code in zip(PLATFORMS, ("mt", "elm", "sf", "ss"), strict=True)
@@ -637,7 +636,7 @@ class World:
                 if reason[v] == 1:
                     e["report_valid"] = bool(valid[v])
                 if volunteer[v]:
-                    e["team_id"] = f"VT-{riders['team'][visitor[v]] + 1:02d}"
+                    e["team_id"] = reg.team_ids[riders["team"][visitor[v]]]
             elif t == 4:
                 e["points"] = int(costs[item[v]])
                 e["item"] = ITEMS[item[v]][0]
@@ -742,7 +741,7 @@ class World:
             "withdraw": withdraw.tolist(),
             "withdraw_kind": withdraw_kind.tolist(),
             "date_fmt": rng.integers(3, size=n).tolist(),
-            "street": rng.integers(len(STREETS), size=n).tolist(),
+            "street": rng.integers(len(self._reg.streets), size=n).tolist(),
         }
 
     def union_members(self, day: dt.date) -> list[dict]:
@@ -768,7 +767,7 @@ class World:
                 "状态变更日期": _fmt_date(m["join"][i], fmt),
                 "职业类别": union[3],
                 "所属平台": union[4],
-                "居住街道": STREETS[m["street"][i]][1],
+                "居住街道": self._reg.streets[m["street"][i]][1],
             }
             if m["withdraw"][i] <= d:
                 base["会员状态"] = m["withdraw_kind"][i]
@@ -816,7 +815,7 @@ class World:
                 "类型": "街道总工会",
                 "成立日期": "2018-05-01",
             }
-            for k, (_, name, _, _) in enumerate(STREETS)
+            for k, (_, name) in enumerate(self._reg.streets)
         ]
         return rows
 
@@ -827,22 +826,3 @@ def _fmt_date(ordinal: int, fmt: int) -> str:
     if fmt == 0:
         return f"{d.year}/{d.month}/{d.day}"
     return d.isoformat() if fmt == 1 else d.strftime("%Y%m%d")
-
-
-SEED_FILES = ("streets", "units", "aoi_crosswalk", "stations", "volunteer_teams")
-
-
-def write_seeds(out_dir: Path) -> dict[str, int]:
-    """Write the registries as dbt seed CSVs (UTF-8, header row); returns rows written per seed."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = build_registries().rows
-    counts = {}
-    for name in SEED_FILES:
-        with open(out_dir / f"{name}.csv", "w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[name][0]), lineterminator="\n")
-            writer.writeheader()
-            for row in rows[name]:
-                writer.writerow({k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()})
-        counts[name] = len(rows[name])
-    return counts

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
-from ingest.sandbox.encode import unit_hash
+from sandbox.wire import unit_hash
 
 FAULT_NAMES = (
     "http_5xx",
@@ -30,6 +30,8 @@ FAULT_NAMES = (
 
 # The order in which transient faults take their turn on a chosen request identity.
 TRANSIENT = ("http_5xx", "http_429", "body_rate_limit", "slow", "reset")
+# The transient faults an ordinary HTTP endpoint can suffer (shansong's differ: sandbox/shansong.py).
+HTTP_FAULTS = ("http_5xx", "http_429", "slow", "reset")
 
 
 def _check(name: str, rate: float) -> tuple[str, float]:

@@ -1,8 +1,7 @@
-"""Command line of the sandbox: ``serve`` the fake platforms, or write the registries as dbt ``seeds``.
+"""Command line of the sandbox: ``serve`` the fake platforms over the registry of dbt_project/seeds/.
 
-    python -m ingest.sandbox serve --host 127.0.0.1 --port 8765 --seed 7 --scale 0.05 \
+    python -m sandbox serve --host 127.0.0.1 --port 8765 --seed 7 --scale 0.05 \
         [--fault NAME=RATE ...] [--now 2026-11-29T01:30:00+08:00]
-    python -m ingest.sandbox seeds --out dbt_project/seeds
 
 ``serve`` prints one line ``sandbox listening on http://HOST:PORT`` once it accepts connections, so a
 caller that passed ``--port 0`` can read the port it got.
@@ -13,15 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime
-from pathlib import Path
 
-from ingest.sandbox import faults
-from ingest.sandbox.server import make_server
-from ingest.sandbox.world import World, write_seeds
+from sandbox import faults
+from sandbox.server import make_server
+from sandbox.world import World
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingest.sandbox", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve every source contract of sources.md")
     serve.add_argument("--host", default="127.0.0.1")
@@ -41,13 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="sandbox clock (ISO; naive = Asia/Shanghai); default real time",
     )
-    seeds = sub.add_parser("seeds", help="write the registries as dbt seeds")
-    seeds.add_argument("--out", type=Path, default=Path("dbt_project/seeds"))
     args = parser.parse_args(argv)
 
-    if args.command == "seeds":
-        write_seeds(args.out)
-        return 0
     try:
         rates = faults.parse_cli(args.fault)
     except ValueError as exc:

@@ -1,0 +1,68 @@
+"""What every test that builds a warehouse with dbt shares: the dbt executable and project, a run's own
+target and log paths under its data root, its environment, and read-only queries of the built file.
+
+Used by tests/dbt (hand-made raw data), tests/integration (the sandbox district) and
+tests/integration/daily_builds.py (dbt's Python API in a child process).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from ops.localenv import TELEMETRY_OFF
+
+ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT = ROOT / "dbt_project"
+DBT = ROOT / ".venv" / "bin" / "dbt"
+
+
+def dbt_paths(data_dir: Path) -> list[str]:
+    """Own project, profile, target and log paths: never the repo's dbt_project/target (make's manifest)."""
+    return [
+        "--project-dir",
+        str(DBT_PROJECT),
+        "--profiles-dir",
+        str(DBT_PROJECT),
+        "--target-path",
+        str(Path(data_dir) / "dbt" / "target"),
+        "--log-path",
+        str(Path(data_dir) / "dbt" / "logs"),
+    ]
+
+
+def dbt_env(data_dir: Path) -> dict[str, str]:
+    """The process environment of a dbt run against ``data_dir``'s warehouse, telemetry off."""
+    return {**os.environ, **TELEMETRY_OFF, "XIHU_DATA_DIR": str(data_dir)}
+
+
+def warehouse_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "warehouse" / "xihu.duckdb"
+
+
+class WarehouseQueries:
+    """Read-only queries of the warehouse at ``self.path``."""
+
+    path: Path
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def rows(self, sql: str, params: list | None = None) -> list[dict]:
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            cur = con.execute(sql, params or [])
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def row(self, sql: str, params: list | None = None) -> dict:
+        rows = self.rows(sql, params)
+        assert len(rows) == 1, f"expected one row, got {len(rows)}: {sql}"
+        return rows[0]
+
+    def scalar(self, sql: str, params: list | None = None):
+        rows = self.query(sql, params)
+        assert len(rows) == 1 and len(rows[0]) == 1, f"expected one value, got {rows!r}: {sql}"
+        return rows[0][0]
