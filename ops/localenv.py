@@ -18,6 +18,7 @@ from ingest.settings import TELEMETRY_OFF, WRITER_POOL, WRITER_POOL_DESCRIPTION
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
+
 def sandbox_connections(base_url: str, pii_key: str = DEMO_PII_KEY) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables (JSON form) pointing every source at a sandbox, and ``XIHU_SANDBOX=1``:
     the one signal that lets ingest/pii.py accept the public demo key, set only where the feeds are fake.

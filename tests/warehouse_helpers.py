@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from ops.localenv import TELEMETRY_OFF
+from ingest.settings import TELEMETRY_OFF
 
 ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT = ROOT / "dbt_project"

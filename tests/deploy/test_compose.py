@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from ingest.pii import DEMO_PII_KEY
+from ingest.settings import TELEMETRY_OFF, WRITER_POOL, WRITER_POOL_DESCRIPTION
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_SERVICES = {
@@ -142,11 +143,7 @@ def test_airflow_environment(resolved):
         env = resolved["services"][name]["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
-        assert env["DO_NOT_TRACK"] == "1"
-        assert env["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] == "False"
-        assert env["GX_ANALYTICS_ENABLED"] == "False"
-        assert env["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "False"
-        assert env["SCARF_NO_ANALYTICS"] == "true"  # read by Cosmos besides its own switch
+        assert {k: env.get(k) for k in TELEMETRY_OFF} == TELEMETRY_OFF  # the one list: ingest/settings.py
         assert env["XIHU_DATA_DIR"] == "/opt/xihu/data"
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow")
@@ -163,7 +160,7 @@ def test_init_migrates_creates_admin_and_pool(resolved):
     init = resolved["services"]["airflow-init"]
     script = "\n".join(init["command"])
     assert "airflow db migrate" in script
-    assert re.search(r'airflow pools set duckdb_writer 1 "', script)
+    assert f'airflow pools set {WRITER_POOL} 1 "{WRITER_POOL_DESCRIPTION}"' in script
     assert "AIRFLOW_ADMIN_PASSWORD" in script and "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in script
     for name in AIRFLOW_SERVICES - {"airflow-init"}:
         depends = resolved["services"][name]["depends_on"]
@@ -227,7 +224,7 @@ def test_init_starts_once_every_placeholder_is_replaced(tmp_path):
     result, calls = _run_init(_resolve(tmp_path, env_text), tmp_path)
     assert result.returncode == 0, result.stderr
     assert "refusing" not in result.stderr
-    assert calls == ["db migrate", "pools set duckdb_writer 1 DuckDB allows one writing process"]
+    assert calls == ["db migrate", f"pools set {WRITER_POOL} 1 {WRITER_POOL_DESCRIPTION}"]
     admin = _env_file_values(tmp_path / ".env")["AIRFLOW_ADMIN_PASSWORD"]
     assert json.loads((tmp_path / "passwords.json").read_text()) == {"admin": admin}
 
@@ -306,11 +303,5 @@ def test_dockerfile_builds_like_the_makefile():
     users = re.findall(r"(?m)^USER (\S+)$", text)
     assert users and users[-1] != "root"
     assert "cd dbt_project && dbt parse --profiles-dir . --quiet && test -s target/manifest.json" in text
-    for var in (
-        "DO_NOT_TRACK=1",
-        "GX_ANALYTICS_ENABLED=False",
-        "AIRFLOW__COSMOS__ENABLE_TELEMETRY=False",
-        "SCARF_NO_ANALYTICS=true",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS=False",
-    ):
-        assert var in text
+    for name, value in TELEMETRY_OFF.items():  # the one list: ingest/settings.py
+        assert f"{name}={value}" in text
