@@ -25,11 +25,12 @@ from pathlib import Path
 import duckdb
 
 from ingest.load import load_partition
+from ingest.registry import ORDER_PLATFORMS, SOURCES
 from ops.demo import sandbox
 from ops.localenv import DEMO_PII_KEY, SANDBOX_CONNECTIONS
 
-PLATFORMS = ("meituan", "eleme", "sf", "shansong")
-RECORDS_PATH = {"meituan": "data.orders", "eleme": "items", "sf": "result.list", "shansong": "data.list"}
+PLATFORMS = ORDER_PLATFORMS
+RECORDS_PATH = {p: SOURCES[p].records_path for p in PLATFORMS}
 
 CHILD = r"""
 import json, sys, time

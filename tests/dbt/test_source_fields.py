@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from ingest.sources import SOURCES
+from ingest.registry import SOURCES
 from tests.dbt.conftest import DBT, DBT_PROJECT
 
 STAGING = {
