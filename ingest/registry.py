@@ -75,15 +75,29 @@ class Source:
         return self.client.split(":")[0]
 
 
-REGISTRY: tuple[Source, ...] = (
-    Source(
-        name="meituan",
+def _order_platform(name: str, client_class: str, spec: SourceSpec, **fields) -> Source:
+    """An order platform, named by the conventions every platform follows: its client module
+    ``ingest.clients.<name>``, Connection ``xihu_<name>``, staging model ``stg_<name>__orders`` and raw suite
+    ``raw_<name>_orders``; fetched for D and D-1 (late corrections) and for every date of a history."""
+    return Source(
+        name=name,
         kind="order_platform",
-        connection_id="xihu_meituan",
-        client="ingest.clients.meituan:MeituanClient",
+        connection_id=f"xihu_{name}",
+        client=f"ingest.clients.{name}:{client_class}",
         daily=(1, 0),
         history="every_date",
-        spec=SourceSpec(
+        spec=spec,
+        staging=f"stg_{name}__orders",
+        suite=f"raw_{name}_orders",
+        **fields,
+    )
+
+
+REGISTRY: tuple[Source, ...] = (
+    _order_platform(
+        "meituan",
+        "MeituanClient",
+        SourceSpec(
             name="meituan",
             table="meituan_orders",
             page_format="json",
@@ -99,8 +113,6 @@ REGISTRY: tuple[Source, ...] = (
             coordinates=Coordinates("recipient_lng", "recipient_lat", "number"),
             order_time=OrderTime("platform_order_time", "unix_seconds"),
         ),
-        staging="stg_meituan__orders",
-        suite="raw_meituan_orders",
         known=(
             "order_id",
             "courier_id",
@@ -138,14 +150,10 @@ REGISTRY: tuple[Source, ...] = (
             "fee_cents",
         ),  # fmt: skip
     ),
-    Source(
-        name="eleme",
-        kind="order_platform",
-        connection_id="xihu_eleme",
-        client="ingest.clients.eleme:ElemeClient",
-        daily=(1, 0),
-        history="every_date",
-        spec=SourceSpec(
+    _order_platform(
+        "eleme",
+        "ElemeClient",
+        SourceSpec(
             name="eleme",
             table="eleme_orders",
             page_format="json",
@@ -164,8 +172,6 @@ REGISTRY: tuple[Source, ...] = (
                 "push_time", "unix_millis", log="status_log", status_key="order_status", status_value=1
             ),
         ),
-        staging="stg_eleme__orders",
-        suite="raw_eleme_orders",
         known=(
             "open_order_code",
             "partner_order_code",
@@ -197,14 +203,10 @@ REGISTRY: tuple[Source, ...] = (
             "fee",
         ),  # fmt: skip
     ),
-    Source(
-        name="sf",
-        kind="order_platform",
-        connection_id="xihu_sf",
-        client="ingest.clients.sf:SfClient",
-        daily=(1, 0),
-        history="every_date",
-        spec=SourceSpec(
+    _order_platform(
+        "sf",
+        "SfClient",
+        SourceSpec(
             name="sf",
             table="sf_orders",
             page_format="json",
@@ -222,8 +224,6 @@ REGISTRY: tuple[Source, ...] = (
             coordinates=Coordinates("user_lng", "user_lat", "number"),
             order_time=OrderTime("create_time", "local_text"),
         ),
-        staging="stg_sf__orders",
-        suite="raw_sf_orders",
         known=(
             "sf_order_id",
             "shop_order_id",
@@ -260,14 +260,10 @@ REGISTRY: tuple[Source, ...] = (
             "total_price",
         ),  # fmt: skip
     ),
-    Source(
-        name="shansong",
-        kind="order_platform",
-        connection_id="xihu_shansong",
-        client="ingest.clients.shansong:ShansongClient",
-        daily=(1, 0),
-        history="every_date",
-        spec=SourceSpec(
+    _order_platform(
+        "shansong",
+        "ShansongClient",
+        SourceSpec(
             name="shansong",
             table="shansong_orders",
             page_format="json",
@@ -284,8 +280,6 @@ REGISTRY: tuple[Source, ...] = (
             # is placed, before any rider takes it, so its time is the order time.
             order_time=OrderTime("time", "iso8601", log="statusChangeLog", status_key="status", status_value=20),
         ),
-        staging="stg_shansong__orders",
-        suite="raw_shansong_orders",
         known=(
             "orderNo",
             "courier.id",
