@@ -13,8 +13,11 @@ has looked at it, and a failed run leaves both exactly as they were (`ingest/war
    one is a correction: the marts are rebuilt and published as of the newest date.
 4. **load** — landing to the staged `raw.*`, replacing whole (source, date) partitions; quarantine with
    reasons; a replacement that moves a loaded day beyond the correction band is refused.
-5. **gate_raw** — Great Expectations on raw: a critical failure stops the run here.
-6. **transform** — dbt (Cosmos watcher mode: one `dbt build`, one task per model) on the staged copy.
+5. **transform** — dbt (Cosmos watcher mode: one `dbt build`, one task per model) on the staged copy.
+6. **gate_raw** — Great Expectations on what staging parsed of the raw data (the `stg_*` views, so the
+   gates never read the payload's JSON a second way; the load audit): a critical failure stops the run
+   here. It runs after transform because the staging views exist only once dbt built them; that is still
+   write-audit-publish, since dbt wrote only the staged copy and nothing is published before both gates.
 7. **gate_marts** — Great Expectations on the marts as of their date, and published days may move only
    within the correction band.
 8. **publish** — a new read-only version; its publication recorded, the staged copy promoted to live,
@@ -378,7 +381,8 @@ def xihu_friendly_daily():
     # the published-days audit's to judge).
     gate_marts = gate.override(task_id="gate_marts")("marts", staged["as_of"], run["run_key"])
     published = publish(staged["as_of"], run["run_key"], loads, staged["version"])
-    chain(landed, staged, loads, gate_raw, transform, gate_marts, published)
+    # gate_raw reads the staging views the transform builds (docstring, step 6): after it, before gate_marts.
+    chain(landed, staged, loads, transform, gate_raw, gate_marts, published)
     published >> release(run["run_key"]).as_teardown(setups=staged)
 
 

@@ -1,9 +1,11 @@
 """The frames each suite validates, read from the warehouse with a read-only DuckDB connection.
 
 Great Expectations 1.24 has no DuckDB data source and its SQL route through duckdb-engine is broken for
-metrics, so every suite validates a pandas frame. A frame carries only the columns the suite gates on,
-extracted from ``payload`` with DuckDB's JSON operators for raw tables, or aggregates computed in DuckDB
-where the rule is about a total (points outstanding, balance violations per date). That keeps a 500k-row
+metrics, so every suite validates a pandas frame. A frame carries only the columns the suite gates on, or
+aggregates computed in DuckDB where the rule is about a total (points outstanding, balance violations per
+date). The raw suites read what the warehouse's models parse: each source's staging model (the registry's
+``staging``, ``ingest/registry.py``), never the payload's JSON paths a second time; the points balance reads
+``int_rider_points_ledger``. That keeps a 500k-row
 day well under a second and keeps rider-level detail inside DuckDB.
 
 Marts are built concurrently by dbt; the frames of mart suites find their columns by the naming
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from ingest.registry import NAMES, REGISTRY, Source
 from ingest.settings import k_anon
 
 
@@ -67,59 +70,68 @@ def _require(con: duckdb.DuckDBPyConnection, qualified: str) -> None:
         raise FrameUnavailable(f"table {qualified} does not exist")
 
 
-def _daily(table: str, select: str) -> Callable[[duckdb.DuckDBPyConnection, dt.date], pd.DataFrame]:
-    """A frame of one raw table's partition for the business date; ``select`` reads ``payload``."""
+# What the raw suites read of each kind of source's staging model (columns named as staging names them;
+# the frame's date column and its row label). No JSON path here: staging parses the payload, once.
+_STAGED: dict[str, tuple[str, str, str]] = {
+    "order_platform": (
+        """
+        order_id,
+        status,
+        dest_lng as lng,
+        dest_lat as lat,
+        rider_key is not null as has_rider_key
+        """,
+        "business_date",
+        "order_id",
+    ),
+    # The row label is the row's position: a member record_id holds a keyed hash (the member number).
+    "union_export": (
+        """
+        row_number() over (order by record_id) as row_no,
+        count(*) over (partition by record_id) as copies_of_record,
+        coalesce(member_id, '') <> '' as has_member_no,
+        status as member_status,
+        id_check
+        """,
+        "snapshot_date",
+        "row_no",
+    ),
+    # An event is the file date's when that file brought it first (staging keeps one copy per event_id).
+    "station_log": (
+        """
+        event_id,
+        event_type as type,
+        station_id,
+        event_at as ts
+        """,
+        "file_date",
+        "event_id",
+    ),
+}
+
+
+def _staged(source: Source) -> Callable[[duckdb.DuckDBPyConnection, dt.date], pd.DataFrame]:
+    """A raw suite's frame: the business date's rows of the source's staging model (a view over the raw
+    table, built by the run's ``dbt build``; the raw gate runs after it, see the DAG's docstring)."""
+    select, date_column, _ = _STAGED[source.kind]
+    relation = f"staging.{source.staging}"
 
     def frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.DataFrame:
-        _require(con, table)
-        return con.execute(f"select {select} from {table} where business_date = ?", [business_date]).df()
+        _require(con, relation)
+        try:
+            return con.execute(f"select {select} from {relation} where {date_column} = ?", [business_date]).df()
+        except (duckdb.BinderException, duckdb.CatalogException) as error:
+            # the view's raw table or a column it reads is gone: name it instead of crashing the task
+            raise FrameUnavailable(f"{relation}: {str(error).splitlines()[0]}") from error
 
     return frame
 
 
-_MEITUAN = """
-    payload->>'order_id' as order_id,
-    try_cast(payload->>'status' as integer) as status,
-    try_cast(payload->>'recipient_lng' as double) as lng,
-    try_cast(payload->>'recipient_lat' as double) as lat,
-    payload->>'courier_phone' is not null as has_rider_key
-"""
-_ELEME = """
-    payload->>'open_order_code' as order_id,
-    try_cast(payload->>'order_status' as integer) as status,
-    try_cast(payload->>'lng' as double) as lng,
-    try_cast(payload->>'lat' as double) as lat,
-    payload->>'carrier_driver_phone' is not null as has_rider_key
-"""
-_SF = """
-    payload->>'sf_order_id' as order_id,
-    try_cast(payload->>'order_status' as integer) as status,
-    try_cast(payload->>'user_lng' as double) as lng,
-    try_cast(payload->>'user_lat' as double) as lat,
-    try_cast(payload->>'lbs_type' as integer) as lbs_type,
-    payload->>'operator_phone' is not null as has_rider_key
-"""
-# shansong has no current status field: the last entry of the status log is the status.
-_SHANSONG = """
-    payload->>'orderNo' as order_id,
-    try_cast(json_extract_string(payload, '$.statusChangeLog[#-1].status') as integer) as status,
-    try_cast(payload->'receiver'->>'lng' as double) as lng,
-    try_cast(payload->'receiver'->>'lat' as double) as lat,
-    payload->'courier'->>'mobile' is not null as has_rider_key
-"""
-_UNION_MEMBERS = """
-    record_no,
-    count(*) over (partition by record_id) as copies_of_record,
-    coalesce(payload->>'会员编号', '') <> '' as has_member_no,
-    payload->>'会员状态' as member_status,
-    payload->>'身份证校验' as id_check
-"""
-_STATION_EVENTS = """
-    payload->>'event_id' as event_id,
-    payload->>'type' as type,
-    payload->>'station_id' as station_id,
-    try_cast(payload->>'ts' as timestamptz) as ts
-"""
+def _raw_suites() -> tuple[SuiteSpec, ...]:
+    """One raw suite per registry entry that names one; its row count is compared with the raw table's."""
+    return tuple(
+        SuiteSpec(s.suite, "raw", _staged(s), _STAGED[s.kind][2], f"raw.{s.table}") for s in REGISTRY if s.suite
+    )
 
 
 def load_audit_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.DataFrame:
@@ -263,7 +275,7 @@ class MartFrame:
 
 _DAY = "$day::date"
 _MONTH = "date_trunc('month', $day::date)::date"
-_SOURCES = ("meituan", "eleme", "sf", "shansong", "union_members", "union_orgs", "stations")
+_SOURCES = NAMES
 _UNIT_TYPES = ("residential_compound", "office_building", "scenic_area", "hospital", "university", "construction_site")
 
 
@@ -540,18 +552,7 @@ def drift_frame(con: duckdb.DuckDBPyConnection, business_date: dt.date) -> pd.Da
 
 
 SUITES: tuple[SuiteSpec, ...] = (
-    SuiteSpec("raw_meituan_orders", "raw", _daily("raw.meituan_orders", _MEITUAN), "order_id", "raw.meituan_orders"),
-    SuiteSpec("raw_eleme_orders", "raw", _daily("raw.eleme_orders", _ELEME), "order_id", "raw.eleme_orders"),
-    SuiteSpec("raw_sf_orders", "raw", _daily("raw.sf_orders", _SF), "order_id", "raw.sf_orders"),
-    SuiteSpec(
-        "raw_shansong_orders", "raw", _daily("raw.shansong_orders", _SHANSONG), "order_id", "raw.shansong_orders"
-    ),
-    SuiteSpec(
-        "raw_union_members", "raw", _daily("raw.union_members", _UNION_MEMBERS), "record_no", "raw.union_members"
-    ),
-    SuiteSpec(
-        "raw_station_events", "raw", _daily("raw.station_events", _STATION_EVENTS), "event_id", "raw.station_events"
-    ),
+    *_raw_suites(),
     SuiteSpec("raw_load_audit", "raw", load_audit_frame, "source"),
     SuiteSpec("unit_access_daily", "marts", unit_access_frame, "unit_id", "marts.unit_access_daily"),
     SuiteSpec("volunteer_activity_monthly", "marts", volunteer_activity_frame),

@@ -16,10 +16,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from ingest.registry import REGISTRY
 from ingest.settings import TIMEZONE
 
 LOCAL = ZoneInfo(TIMEZONE)
-PLATFORMS_AND_STATIONS = ("meituan", "eleme", "sf", "shansong", "stations")
+# The sources fetched for every date of a history run (the platforms and the stations' log: registry).
+PLATFORMS_AND_STATIONS = tuple(s.name for s in REGISTRY if s.history == "every_date")
 # Longest history run: a year of onboarding history with margin. A range is one run, one staged warehouse
 # and one dbt build; longer ranges are several runs, oldest first.
 MAX_HISTORY_DAYS = 400
@@ -48,14 +50,14 @@ def fetch_plan(business_date: date) -> list[dict]:
 
     D-1 again because it may still change: the platforms correct up to ~1% of D-1's orders during D, and
     D-1's station file may have been missing or bad the day before (sources.md). The union export is a
-    full snapshot, so D's is enough.
+    full snapshot, so D's is enough. Which source is fetched for which days is each registry entry's
+    ``daily`` (days before D); the sources fetched for two days come first.
     """
-    previous = business_date - timedelta(days=1)
-    plan = [
-        {"source": p, "business_date": d.isoformat()} for p in PLATFORMS_AND_STATIONS for d in (previous, business_date)
+    return [
+        {"source": s.name, "business_date": (business_date - timedelta(days=back)).isoformat()}
+        for s in sorted(REGISTRY, key=lambda s: -len(s.daily))
+        for back in s.daily
     ]
-    plan += [{"source": s, "business_date": business_date.isoformat()} for s in ("union_members", "union_orgs")]
-    return plan
 
 
 def history_dates(
@@ -94,10 +96,16 @@ def history_plan(days: list[date]) -> list[dict]:
     last export on or before the month's end: a month without one has no membership row, so one export per
     month end is the least that publishes every month of the range (a daily run has every day's). The
     organisations' staging keeps each organisation's latest snapshot only, so one is enough. No D-1 before
-    the range: ``history_from`` - 1 belongs to the run of that day.
+    the range: ``history_from`` - 1 belongs to the run of that day. Which source is fetched for which
+    dates is each registry entry's ``history``.
     """
-    plan = [{"source": p, "business_date": d.isoformat()} for p in PLATFORMS_AND_STATIONS for d in days]
     month_ends = [d for d in days if (d + timedelta(days=1)).day == 1 and d != days[-1]]
-    plan += [{"source": "union_members", "business_date": d.isoformat()} for d in (*month_ends, days[-1])]
-    plan += [{"source": "union_orgs", "business_date": days[-1].isoformat()}]
-    return plan
+    dates = {"every_date": days, "month_ends_and_last": [*month_ends, days[-1]], "last": [days[-1]]}
+    order = ("every_date", "month_ends_and_last", "last")  # the platforms' many fetches first
+    return [
+        {"source": s.name, "business_date": d.isoformat()}
+        for kind in order
+        for s in REGISTRY
+        if s.history == kind
+        for d in dates[kind]
+    ]

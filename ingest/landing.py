@@ -46,6 +46,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from ingest.files import fsync_path, sha256_file
+from ingest.registry import ORDER_PLATFORMS
 from ingest.settings import TIMEZONE
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ LOCAL = ZoneInfo(TIMEZONE)
 MANIFEST = "manifest.json"
 REJECTED = "rejected.json"
 # The feeds whose day D the platform may still correct during D+1 (sources.md, "Late corrections").
-PLATFORMS = frozenset({"meituan", "eleme", "sf", "shansong"})
+PLATFORMS = frozenset(ORDER_PLATFORMS)
 # An incomplete fetch older than this was abandoned (a whole day takes minutes): prune_landing deletes it.
 ABANDONED_AFTER = timedelta(days=1)
 # Level 1: landing is written once and read once by the loader; speed matters more than the last 10 %.

@@ -24,8 +24,9 @@ import duckdb
 from ingest.corrections import PartitionCounts, judge_partition
 from ingest.files import sha256_file
 from ingest.landing import past_correction_window
+from ingest.registry import RAW_TABLES, spec_for
 from ingest.settings import TIMEZONE
-from ingest.sources import LAT_RANGE, LNG_RANGE, RAW_TABLES, OrderTime, SourceSpec, spec_for
+from ingest.sources import LAT_RANGE, LNG_RANGE, OrderTime, SourceSpec
 
 # Largest response body read_json_objects accepts (its 16 MB default is too tight for a 1000-order page).
 _MAX_PAGE_BYTES = 1 << 30

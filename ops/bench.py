@@ -25,12 +25,13 @@ from pathlib import Path
 import duckdb
 
 from ingest.load import load_partition
+from ingest.registry import ORDER_PLATFORMS, SOURCES
 from ops.demo import sandbox
 from ops.localenv import DEMO_PII_KEY
 from sandbox.credentials import CONNECTIONS
 
-PLATFORMS = ("meituan", "eleme", "sf", "shansong")
-RECORDS_PATH = {"meituan": "data.orders", "eleme": "items", "sf": "result.list", "shansong": "data.list"}
+PLATFORMS = ORDER_PLATFORMS
+RECORDS_PATH = {p: SOURCES[p].records_path for p in PLATFORMS}
 
 CHILD = r"""
 import json, sys, time

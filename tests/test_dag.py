@@ -65,7 +65,12 @@ def test_daily_dag_shape(parsed):
         assert name in tasks, f"missing task {name}"
     # The order of the stages: nothing publishes without both gates upstream of it.
     assert "gate_marts" in tasks["publish"]["upstream"]
-    assert "load" in tasks["gate_raw"]["upstream"]
+    # gate_raw reads the staging views dbt builds: after the transform (every dbt task upstream of it, the
+    # load before those), and before gate_marts.
+    dbt_leaves = {t for t in tasks["gate_raw"]["upstream"] if t.startswith("transform.")}
+    assert dbt_leaves and "load" not in tasks["gate_raw"]["upstream"]
+    assert "load" in tasks["transform.dbt_producer_watcher"]["upstream"]
+    assert "gate_raw" in tasks["gate_marts"]["upstream"]
     # Write, audit, publish: every writer works on the copy that stage made; a failed run's is released.
     assert "stage" in tasks["load"]["upstream"] and "fetch" in tasks["stage"]["upstream"]
     assert tasks["release"]["teardown"] and {"publish", "stage"} <= set(tasks["release"]["upstream"])

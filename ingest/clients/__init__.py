@@ -15,6 +15,7 @@ one totals line. Retries are WARNINGs of ``ingest.http``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from datetime import date, datetime
@@ -24,36 +25,21 @@ import requests
 
 from ingest import settings
 from ingest.clients.base import Client, Conn
-from ingest.clients.eleme import ElemeClient
-from ingest.clients.meituan import MeituanClient
-from ingest.clients.sf import SfClient
-from ingest.clients.shansong import ShansongClient
-from ingest.clients.stations import StationsClient
-from ingest.clients.union import UnionMembersClient, UnionOrgsClient
 from ingest.http import HttpClient, NotYetPublished, RetryPolicy, SourceError, SourceUnavailable
 from ingest.landing import Landing
 from ingest.pii import PiiHasher
+from ingest.registry import REGISTRY
 
-CLIENTS: dict[str, type[Client]] = {
-    "meituan": MeituanClient,
-    "eleme": ElemeClient,
-    "sf": SfClient,
-    "shansong": ShansongClient,
-    "union_members": UnionMembersClient,
-    "union_orgs": UnionOrgsClient,
-    "stations": StationsClient,
-}
 
-# Airflow Connection id of each source (sources.md); both union exports share one account.
-CONNECTION_IDS: dict[str, str] = {
-    "meituan": "xihu_meituan",
-    "eleme": "xihu_eleme",
-    "sf": "xihu_sf",
-    "shansong": "xihu_shansong",
-    "union_members": "xihu_union",
-    "union_orgs": "xihu_union",
-    "stations": "xihu_stations",
-}
+def _client_class(path: str) -> type[Client]:
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+# Each source's client class and Airflow Connection id, as the registry of sources declares them
+# (sources.md; both union exports share one account).
+CLIENTS: dict[str, type[Client]] = {s.name: _client_class(s.client) for s in REGISTRY}
+CONNECTION_IDS: dict[str, str] = {s.name: s.connection_id for s in REGISTRY}
 PII_CONNECTION_ID = "xihu_pii"
 PROGRESS_EVERY_S = 10.0
 PROGRESS_EVERY_PAGES = 50

@@ -1,6 +1,7 @@
-"""The field lists of macro source_fields (what int_source_field_drift calls known and optional) agree with
-what the staging models read and with what the loader requires, so a field a staging model starts to read
-can never count as schema drift, and "optional" means what ingest/sources.py means by it."""
+"""The field lists of macro source_fields (what int_source_field_drift calls known and optional, declared in
+ingest/registry.py) agree with what the staging models read and with what the loader requires, so a field a
+staging model starts to read can never count as schema drift, and "optional" means what the loader's spec
+(ingest/sources.py) means by it."""
 
 from __future__ import annotations
 
@@ -11,16 +12,11 @@ import subprocess
 
 import pytest
 
-from ingest.sources import SOURCES
+from ingest.registry import REGISTRY, SOURCES
 from tests.dbt.conftest import DBT, DBT_PROJECT
 
-STAGING = {
-    "meituan": "staging/meituan/stg_meituan__orders.sql",
-    "eleme": "staging/eleme/stg_eleme__orders.sql",
-    "sf": "staging/sf/stg_sf__orders.sql",
-    "shansong": "staging/shansong/stg_shansong__orders.sql",
-    "stations": "staging/stations/stg_stations__events.sql",
-}
+# The sources measured for drift (their registry entry lists contract fields) and their staging models.
+STAGING = {s.name: s.staging for s in REGISTRY if s.known}
 # Contract fields the staging models deliberately do not read: the platforms' own rider ids (riders are
 # joined on the hashed phone) and shop / POI ids (no indicator uses them); shansong's courier name is PII.
 UNREAD = {
@@ -66,7 +62,8 @@ def source_fields(tmp_path_factory) -> dict:
 
 def staging_reads(source: str) -> set[str]:
     """Every payload path a staging model reads ('$.receiver.aoiId' -> 'receiver.aoiId')."""
-    sql = (DBT_PROJECT / "models" / STAGING[source]).read_text(encoding="utf-8")
+    (path,) = (DBT_PROJECT / "models" / "staging").rglob(f"{STAGING[source]}.sql")
+    sql = path.read_text(encoding="utf-8")
     return set(re.findall(r"'\$\.([A-Za-z_][\w.]*)'", sql))
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from ingest import load as load_module
 from ingest.load import LandingError, LoadCountError, load_many, load_partition, raw_schema_ddl
-from ingest.sources import SOURCES
+from ingest.registry import SOURCES
 
 D = date(2026, 11, 28)
 CST = timezone(timedelta(hours=8))

@@ -1,18 +1,24 @@
-"""A small warehouse of good data: 8 days of every raw table of the raw contract (docs/internals.md),
-the load audit, the seeds (the committed registry CSVs), the intermediate models the marts gate reads,
-and every mart with every column its dbt YAML documents. Tests break one rule at a time with plain SQL."""
+"""A small warehouse of good data: 8 days of every raw table of the raw contract (docs/internals.md), the
+staging views over them (built by dbt: the raw gate reads them), the load audit, the seeds (the committed
+registry CSVs), the intermediate models the marts gate reads, and every mart with every column its dbt YAML
+documents. Tests break one rule at a time with plain SQL."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
 
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds"
+ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT = ROOT / "dbt_project"
+DBT = ROOT / ".venv" / "bin" / "dbt"
+SEEDS_DIR = DBT_PROJECT / "seeds"
 DAY = dt.date(2026, 11, 28)
 HISTORY_DAYS = 7
 TYPES = ["residential_compound", "office_building", "scenic_area", "hospital", "university", "construction_site"]
@@ -125,6 +131,9 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
                     )
                 )
         con.executemany(f"insert into raw.{table} values (?, ?, ?, ?, ?, ?, ?)", values)
+    con.close()
+    _build_staging(path)
+    con = duckdb.connect(str(path))
     con.execute(
         "create table raw.load_audit (source varchar, business_date date, fetch_id varchar, fetched integer,"
         " loaded integer, quarantined integer, loaded_at timestamp, duplicates_removed integer)"
@@ -143,6 +152,36 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
     _build_marts(con, day)
     con.close()
     return path
+
+
+def _build_staging(path: Path) -> None:
+    """The staging views, built by dbt itself over the raw tables above (the raw gate reads them): a test
+    that breaks a raw payload breaks what staging parses of it, as in a run."""
+    out = path.parent / "dbt"
+    env = {**os.environ, "XIHU_DBT_WAREHOUSE": str(path), "XIHU_DATA_DIR": str(out), "DO_NOT_TRACK": "1"}
+    done = subprocess.run(
+        [
+            str(DBT),
+            "run",
+            "--select",
+            "staging",
+            "--profiles-dir",
+            str(DBT_PROJECT),
+            "--project-dir",
+            str(DBT_PROJECT),
+            "--target-path",
+            str(out / "target"),
+            "--log-path",
+            str(out / "logs"),
+            "--quiet",
+        ],
+        cwd=DBT_PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def _build_ledger(con: duckdb.DuckDBPyConnection) -> None:
@@ -483,7 +522,8 @@ def data_dir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def warehouse_template(tmp_path_factory) -> Path:
-    """Built once per session (about 2 s); each test gets its own copy to break."""
+    """Built once per session (about 20 s, most of it dbt building the staging views); each test gets
+    its own copy to break."""
     return build_warehouse(tmp_path_factory.mktemp("template") / "xihu.duckdb")
 
 

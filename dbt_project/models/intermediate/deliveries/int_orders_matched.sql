@@ -7,7 +7,11 @@
     )
 }}
 
-{%- set platforms = ['meituan', 'eleme', 'sf', 'shansong'] -%}
+{#- the order platforms of the registry of sources (ingest/registry.py, macro source_registry) -#}
+{%- set platforms = [] -%}
+{%- for src in source_registry().values() if src.kind == 'order_platform' -%}
+    {%- do platforms.append(src.staging) -%}
+{%- endfor -%}
 {%- set order_columns = [
     'platform', 'order_id', 'business_date', 'rider_key', 'dest_lng', 'dest_lat', 'aoi_id', 'status',
     'ordered_at', 'accepted_at', 'picked_up_at', 'gate_at', 'delivered_at', 'cancelled_at',
@@ -18,9 +22,9 @@ with
 
 orders as (
 
-    {% for platform in platforms %}
+    {% for staging in platforms %}
         select {{ order_columns | join(', ') }}
-        from {{ ref('stg_' ~ platform ~ '__orders') }}
+        from {{ ref(staging) }}
         {%- if is_incremental() %}
             -- Late corrections: the reprocess window is rebuilt whole (delete+insert by business_date).
             where business_date >= {{ reprocess_from() }}

@@ -24,13 +24,14 @@ renamed as (
         business_date,
         json_extract_string(payload, '$.operator_phone') as rider_key,
         -- lbs_type 1 = Baidu BD-09: convert to GCJ-02 like every other platform; 2 = GCJ-02 already.
+        -- Any other lbs_type cannot be read: NULL coordinates, which the raw gate blocks.
         case
             when lbs_type = 1 then {{ bd09_to_gcj02_lng('raw_lng', 'raw_lat') }}
-            else raw_lng
+            when lbs_type = 2 then raw_lng
         end as dest_lng,
         case
             when lbs_type = 1 then {{ bd09_to_gcj02_lat('raw_lng', 'raw_lat') }}
-            else raw_lat
+            when lbs_type = 2 then raw_lat
         end as dest_lat,
         -- SF's feed carries no AOI id: its orders are matched to units by position only.
         cast(null as varchar) as aoi_id,
