@@ -58,21 +58,25 @@
          'parts': 'marts.unit_access_daily', 'keys': ['unit_id', 'business_date'],
          'part_group': ['p.street_id', 'p.business_date'],
          'total': 'marts.service_circle_daily', 'total_group': ['t.street_id', 't.business_date'],
+         'part_date': 'p.business_date', 'total_date': 't.business_date',
          'columns': [['deliveries', 'deliveries']]},
         {'name': 'street -> district, per day',
          'parts': 'marts.service_circle_daily', 'keys': ['street_id', 'business_date'],
          'part_group': ['p.business_date'],
          'total': 'marts.district_daily_kpis', 'total_group': ['t.business_date'],
+         'part_date': 'p.business_date', 'total_date': 't.business_date',
          'columns': [['deliveries', 'deliveries']]},
         {'name': 'day -> month, per street',
          'parts': 'marts.service_circle_daily', 'keys': ['street_id', 'business_date'],
          'part_group': ['p.street_id', "cast(date_trunc('month', p.business_date) as date)"],
          'total': 'marts.street_coverage_monthly', 'total_group': ['t.street_id', 't.month'],
+         'part_date': 'p.business_date', 'total_date': 't.month',
          'columns': [['deliveries', 'deliveries']]},
         {'name': 'station -> district, per day',
          'parts': 'marts.station_usage_daily', 'keys': ['station_id', 'event_date'],
          'part_group': ['p.event_date'],
          'total': 'marts.district_daily_kpis', 'total_group': ['t.business_date'],
+         'part_date': 'p.event_date', 'total_date': 't.business_date',
          'columns': [['visits', 'station_visits'], ['points_redeemed', 'points_redeemed']]},
         {'name': 'team -> street, per month',
          'parts': 'marts.volunteer_activity_monthly', 'keys': ['month', 'rollup_level', 'team_id', 'street_id'],
@@ -99,6 +103,7 @@
          'columns': [['adopted_deliveries', 'after_window_deliveries']]},
         {'name': 'union organisation -> industry federation',
          'parts': 'marts.union_coverage_monthly', 'keys': union_keys,
+         'part_date': 'p.month', 'total_date': 't.month',
          'part_from': 'left join ' ~ federation_of ~ ' as f on p.union_org_code = f.union_code',
          'part_group': union_p + ['f.federation_code'],
          'part_where': "p.org_level = 'union'",
@@ -108,6 +113,7 @@
          'columns': union_counts},
         {'name': 'industry federation (and union outside any) -> all members of the cell',
          'parts': 'marts.union_coverage_monthly', 'keys': union_keys,
+         'part_date': 'p.month', 'total_date': 't.month',
          'part_from': 'left join ' ~ federation_of ~ ' as f on p.union_org_code = f.union_code',
          'part_group': union_p,
          'part_where': "p.org_level = 'industry_federation' or (p.org_level = 'union' and f.federation_code is null)",
@@ -116,6 +122,7 @@
          'columns': union_counts},
         {'name': 'union organisation -> all members of the cell',
          'parts': 'marts.union_coverage_monthly', 'keys': union_keys,
+         'part_date': 'p.month', 'total_date': 't.month',
          'part_group': union_p,
          'part_where': "p.org_level = 'union'",
          'total': 'marts.union_coverage_monthly', 'total_group': union_t,
@@ -123,6 +130,7 @@
          'columns': union_counts},
         {'name': 'cell (platform, occupation, street) -> district, per month',
          'parts': 'marts.union_coverage_monthly', 'keys': union_keys,
+         'part_date': 'p.month', 'total_date': 't.month',
          'part_group': ['p.month'], 'part_where': "p.org_level = 'all'",
          'total': 'marts.union_coverage_monthly', 'total_group': ['t.month'], 'total_where': "t.org_level = 'district'",
          'columns': union_counts + [['active_riders', 'active_riders']]},
@@ -165,7 +173,7 @@
     suppressed_cells = concat_ws(',', nullif({{ alias }}.suppressed_cells, ''), '{{ column }}')
 {%- endmacro %}
 
-{% macro _exposed_groups(rel, part_column, total_column) -%}
+{% macro _exposed_groups(rel, part_column, total_column, since=none) -%}
     parts as (
         select
             {%- for key in rel['keys'] %} p.{{ key }} as k{{ loop.index0 }},{% endfor %}
@@ -173,7 +181,8 @@
             p.{{ part_column }} as v,
             {{ _is_suppressed('p', part_column) }} as sup
         from {{ rel['parts'] }} as p {{ rel.get('part_from', '') }}
-        where {{ rel.get('part_where', 'true') }}
+        where ({{ rel.get('part_where', 'true') }})
+            {%- if since is not none %} and {{ rel['part_date'] }} >= {{ since }}{% endif %}
     ),
     exposed as (
         select {% for expr in rel['part_group'] %}parts.g{{ loop.index0 }}{% if not loop.last %}, {% endif %}{% endfor %}
@@ -182,6 +191,7 @@
             select {% for expr in rel['total_group'] %}{{ expr }} as g{{ loop.index0 }}, {% endfor %}true as published
             from {{ rel['total'] }} as t
             where ({{ rel.get('total_where', 'true') }}) and t.{{ total_column }} is not null
+                {%- if since is not none %} and {{ rel['total_date'] }} >= {{ since }}{% endif %}
         ) as totals
             on {% for expr in rel['part_group'] %}parts.g{{ loop.index0 }} is not distinct from totals.g{{ loop.index0 }}{% if not loop.last %} and {% endif %}{% endfor %}
         group by all
@@ -196,6 +206,18 @@
     )
 {%- endmacro %}
 
+{#- The marts this run rebuilt whole ('schema.name'): every model that ran, except the incremental ones whose
+    compiled SQL carries the rebuilt-months filter (a first build or --full-refresh does not). -#}
+{% macro suppression_rebuilt_whole(results) %}
+    {%- set whole = [] -%}
+    {%- for result in results if result.node.resource_type == 'model' and result.node.schema == 'marts' -%}
+        {%- if incremental_months_marker() not in (result.node.compiled_code or '') -%}
+            {%- do whole.append(result.node.schema ~ '.' ~ result.node.alias) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(whole) }}
+{% endmacro %}
+
 {% macro secondary_suppression() %}
     {%- if not execute or not var('secondary_suppression', true) -%}
         {{ return('select 1') }}
@@ -203,8 +225,16 @@
     {%- set existing = run_query(
         "select table_schema || '.' || table_name from information_schema.columns "
         ~ "where column_name = 'suppressed_cells' and table_schema = 'marts'").columns[0].values() -%}
+    {%- set rebuilt_whole = suppression_rebuilt_whole(results) -%}
     {%- set relations = [] -%}
     {%- for rel in suppression_relations() if rel['parts'] in existing and rel['total'] in existing -%}
+        {#- Only the months an incremental run rebuilt can have changed: a relation between marts that all
+            either ran incrementally (macros/incremental_window.sql) or did not run is swept from the first
+            rebuilt month on; the older months were swept when they were last rebuilt and stay as they are
+            (every group of a relation lies inside one month). -#}
+        {%- if 'part_date' in rel and rel['parts'] not in rebuilt_whole and rel['total'] not in rebuilt_whole -%}
+            {%- do rel.update({'since': reprocess_month_from()}) -%}
+        {%- endif -%}
         {%- do relations.append(rel) -%}
     {%- endfor -%}
     {%- if relations | length == 0 -%}
@@ -225,7 +255,7 @@
                 {%- set sql -%}
                     update {{ rel['parts'] }} as p set {{ _suppress('p', part_column) }}
                     from (
-                        with {{ _exposed_groups(rel, part_column, total_column) }}
+                        with {{ _exposed_groups(rel, part_column, total_column, rel.get('since')) }}
                         select * from candidates
                         qualify row_number() over (
                             partition by {% for expr in rel['part_group'] %}g{{ loop.index0 }}{% if not loop.last %}, {% endif %}{% endfor %}
@@ -236,7 +266,7 @@
 
                     update {{ rel['total'] }} as t set {{ _suppress('t', total_column) }}
                     from (
-                        with {{ _exposed_groups(rel, part_column, total_column) }}
+                        with {{ _exposed_groups(rel, part_column, total_column, rel.get('since')) }}
                         select * from exposed
                         where not exists (
                             select 1 from candidates

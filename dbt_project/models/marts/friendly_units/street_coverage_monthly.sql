@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='month',
+        on_schema_change='fail',
+    )
+}}
+
 {%- set unit_types = [
     'residential_compound', 'office_building', 'scenic_area', 'hospital', 'university', 'construction_site',
 ] -%}
@@ -22,6 +31,10 @@ deliveries as (
     from {{ ref('int_orders_matched') }} as orders
     inner join units on orders.unit_id = units.unit_id
     where orders.is_delivered
+    {%- if is_incremental() %}
+        -- the months the run rebuilds (macros/incremental_window.sql), delete+insert by month
+        and orders.business_date >= {{ reprocess_month_from() }}
+    {%- endif %}
 
 ),
 

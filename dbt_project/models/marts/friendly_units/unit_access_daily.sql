@@ -1,9 +1,22 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='business_date',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 orders as (
 
     select * from {{ ref('int_orders_matched') }}
     where unit_id is not null
+    {%- if is_incremental() %}
+        -- the months the run rebuilds (macros/incremental_window.sql), delete+insert by business_date
+        and business_date >= {{ reprocess_month_from() }}
+    {%- endif %}
 
 ),
 

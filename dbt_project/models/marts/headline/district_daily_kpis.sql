@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='business_date',
+        on_schema_change='fail',
+    )
+}}
+
 {%- set sources = ['meituan', 'eleme', 'sf', 'shansong', 'union_members', 'union_orgs', 'stations'] -%}
 
 with
@@ -15,6 +24,10 @@ orders as (
         coalesce(units.friendly_since <= orders.business_date, false) as to_friendly_unit
     from {{ ref('int_orders_matched') }} as orders
     left join {{ ref('units') }} as units on orders.unit_id = units.unit_id
+    {%- if is_incremental() %}
+        -- the months the run rebuilds (macros/incremental_window.sql), delete+insert by business_date
+        where orders.business_date >= {{ reprocess_month_from() }}
+    {%- endif %}
 
 ),
 
@@ -56,6 +69,9 @@ station_days as (
         count(distinct rider_key) filter (where event_type = 'points_earn') as earning_riders,
         count(distinct rider_key) filter (where event_type = 'points_redeem') as redeeming_riders
     from {{ ref('stg_stations__events') }}
+    {%- if is_incremental() %}
+        where event_date >= {{ reprocess_month_from() }}
+    {%- endif %}
     group by event_date
 
 ),
@@ -72,6 +88,9 @@ latest_loads as (
         quarantined,
         duplicates_removed
     from {{ source('raw', 'load_audit') }}
+    {%- if is_incremental() %}
+        where business_date >= {{ reprocess_month_from() }}
+    {%- endif %}
     qualify row_number() over (partition by source, business_date order by loaded_at desc, fetch_id desc) = 1
 
 ),

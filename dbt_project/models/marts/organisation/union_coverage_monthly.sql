@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='month',
+        on_schema_change='fail',
+    )
+}}
+
 {#- Statuses that count as leaving the union in a month (除名 is counted apart as an expulsion). -#}
 {%- set withdrawn_statuses = "('withdrawn', 'auto_withdrawn')" -%}
 
@@ -77,6 +86,10 @@ street_votes as (
     from {{ ref('int_orders_matched') }} as orders
     left join unit_streets on orders.unit_id = unit_streets.unit_id
     where orders.is_delivered and orders.rider_key is not null
+    {%- if is_incremental() %}
+        -- the months the run rebuilds (macros/incremental_window.sql), delete+insert by month
+        and orders.business_date >= {{ reprocess_month_from() }}
+    {%- endif %}
     group by month, orders.platform, orders.rider_key, unit_streets.street_id, unit_streets.street_name
 
 ),
@@ -111,6 +124,9 @@ months as (
     select distinct month from active_riders
     union
     select distinct cast(date_trunc('month', snapshot_date) as date) as month from exports
+    {%- if is_incremental() %}
+        where snapshot_date >= {{ reprocess_month_from() }}
+    {%- endif %}
 
 ),
 

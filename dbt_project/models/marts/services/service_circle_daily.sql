@@ -17,8 +17,8 @@ orders as (
 
     select * from {{ ref('int_orders_matched') }}
     {%- if is_incremental() %}
-        -- late corrections: the reprocess window is rebuilt whole (delete+insert by business_date)
-        where business_date >= {{ reprocess_from() }}
+        -- the months the run rebuilds (macros/incremental_window.sql), delete+insert by business_date
+        where business_date >= {{ reprocess_month_from() }}
     {%- endif %}
 
 ),
@@ -117,6 +117,10 @@ check_ins as (
         event_date
     from {{ ref('stg_stations__events') }}
     where event_type = 'check_in' and rider_key is not null
+    {%- if is_incremental() %}
+        -- the 30 days ending on the first rebuilt date
+        and event_date >= {{ reprocess_month_from() }} - 29
+    {%- endif %}
 
 ),
 

@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='event_date',
+        on_schema_change='fail',
+    )
+}}
+
 {%- set services = [
     'charging', 'water', 'microwave', 'rest', 'restroom', 'first_aid', 'haircut', 'bike_repair',
 ] -%}
@@ -12,6 +21,10 @@ events as (
     select events.*
     from {{ ref('stg_stations__events') }} as events
     inner join {{ ref('stations') }} as stations on events.station_id = stations.station_id
+    {%- if is_incremental() %}
+        -- the months the run rebuilds (macros/incremental_window.sql), delete+insert by event_date
+        where events.event_date >= {{ reprocess_month_from() }}
+    {%- endif %}
 
 ),
 
@@ -48,6 +61,9 @@ stays as (
         count(distinct rider_key) as staying_riders
     from {{ ref('int_station_sessions') }}
     where stay_min is not null
+    {%- if is_incremental() %}
+        and visit_date >= {{ reprocess_month_from() }}
+    {%- endif %}
     group by station_id, visit_date
 
 ),

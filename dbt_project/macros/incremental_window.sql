@@ -1,0 +1,18 @@
+{#- First date the incremental marts rebuild: the first day of the month that holds the day before
+    reprocess_from(). Whole months, not just the reprocess window, because secondary suppression
+    (macros/secondary_suppression.sql) links every daily mart's rows of a month through the
+    day -> month relation (service_circle_daily -> street_coverage_monthly): its greedy sweep only gives
+    the full-refresh result when every row of a month it touches starts again from the K rule's cells,
+    so a run rebuilds those months whole and the on-run-end hook sweeps only them. One day before the
+    window because a stay (int_station_sessions) pairs a check-in with a check-out up to 6 h later: a
+    check-out reloaded on the window's first day can change the stay of a check-in the day before.
+    At most ~33 days a run, however long the history. -#}
+{% macro reprocess_month_from() -%}
+    cast(date_trunc('month', {{ reprocess_from() }} - 1) as date) {{ incremental_months_marker() }}
+{%- endmacro %}
+
+{#- The comment reprocess_month_from() leaves in a model's compiled SQL: secondary_suppression() reads it
+    to tell a mart that rebuilt only these months from one rebuilt whole (first build, --full-refresh). -#}
+{% macro incremental_months_marker() -%}
+    /* xihu: rebuilt months only */
+{%- endmacro %}
