@@ -24,7 +24,7 @@ install: $(BIN)/.installed
 # What some tests run natively (there is no Docker daemon here): Postgres for the real scheduler,
 # docker-compose as the compose parser, LibreOffice Calc for the published CSV; Chromium and the CJK fonts
 # print the briefing's PDF, which publishing needs (publish/briefing.py). Installed when we are root
-# with apt; otherwise those tests skip, naming the install command.
+# with apt; otherwise those tests skip, naming the install command, and `make demo` says what to install.
 DEBIAN_PACKAGES := postgresql docker-compose libreoffice-calc-nogui chromium fonts-noto-cjk
 debian-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -40,7 +40,8 @@ debian-packages:
 $(MANIFEST): $(BIN)/.installed $(DBT_SOURCES)
 	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet
 
-demo: $(MANIFEST)
+# Publishing prints the briefing's PDF with Chromium: the demo needs the Debian packages too.
+demo: debian-packages $(MANIFEST)
 	$(BIN)/python -m ops.demo --data-dir $(XIHU_DATA_DIR)
 
 # The Airflow UI on the demo's metadata and task logs, at 127.0.0.1:8080 (ops/ui.py).

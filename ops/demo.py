@@ -31,6 +31,7 @@ from ingest.dates import LOCAL, run_time_for
 from ingest.settings import apply_data_umask
 from ops import airflow_runs, dbt_docs
 from ops.localenv import PROJECT_ROOT, airflow, embedded_env, init_airflow
+from publish.briefing import CHROMIUM_INSTALL, chromium
 
 DAG_ID = "xihu_friendly_daily"
 
@@ -246,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scale", type=float, default=0.02, help="0.02 = 1/50 of a district day (~8k orders)")
     args = parser.parse_args(argv)
+    if chromium() is None:  # every run publishes, and publishing prints the briefing's PDF
+        print(f"make demo needs Chromium to print the briefing: {CHROMIUM_INSTALL}", file=sys.stderr)
+        return 1
     apply_data_umask()  # inherited by embedded Airflow and everything it runs
 
     dates = last_complete_dates(args.history_days + args.days)
