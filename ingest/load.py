@@ -192,11 +192,14 @@ def _read_manifest(folder: Path) -> tuple[dict, list[_Page]]:
     return manifest, pages
 
 
-def _stage_records(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pages: list[_Page]) -> None:
-    """Fill temp table _xihu_records(page_no, page_file, record_no, rec JSON, raw_text): one row a record."""
+def _stage_records(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pages: list[_Page], business_date: date) -> None:
+    """Read, classify and stage every landed record in one pass: temp table _xihu_checked(page_no, page_file,
+    record_no, record_id, reason, rec JSON, raw_text), one row a record. ``reason`` is the first quarantine
+    reason (NULL = load); ``raw_text`` is only kept where the landed text is not ``rec``'s own (a station
+    line, quarantined), so a record's text is held once."""
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _xihu_records "
-        "(page_no INTEGER, page_file VARCHAR, record_no INTEGER, rec JSON, raw_text VARCHAR)"
+        "CREATE OR REPLACE TEMP TABLE _xihu_checked (page_no INTEGER, page_file VARCHAR, record_no INTEGER, "
+        "record_id VARCHAR, reason VARCHAR, rec JSON, raw_text VARCHAR)"
     )
     if not pages:
         return
@@ -205,10 +208,9 @@ def _stage_records(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pages: list
         con.execute("CREATE OR REPLACE TEMP TABLE _xihu_pages (page_no INTEGER, page_file VARCHAR, path VARCHAR)")
         con.executemany("INSERT INTO _xihu_pages VALUES (?, ?, ?)", [(p.page_no, p.file, str(p.path)) for p in pages])
         records = _lit(_path(spec.records_path) + "[*]")
-        sql = f"""
-            INSERT INTO _xihu_records
-            SELECT page_no, page_file, unnest(generate_series(1, len(recs))), unnest(recs),
-                   unnest(recs)::VARCHAR
+        landed = f"""
+            SELECT page_no, page_file, unnest(generate_series(1, len(recs)))::INTEGER AS record_no,
+                   unnest(recs) AS rec, NULL::VARCHAR AS line
             FROM (
                 SELECT p.page_no, p.page_file, json_extract(o.json, {records}) AS recs
                 FROM read_json_objects(?, format = 'unstructured', compression = 'gzip', filename = true,
@@ -217,7 +219,10 @@ def _stage_records(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pages: list
             )
         """
         try:
-            con.execute(sql, [[str(p.path) for p in pages]])
+            con.execute(
+                f"INSERT INTO _xihu_checked {_classify_sql(spec, business_date, landed)}",
+                [[str(p.path) for p in pages]],
+            )
         except duckdb.InvalidInputException as exc:
             # The clients land parsed-and-re-encoded bodies, so this is a corrupt landing, not a bad record.
             raise LandingError(f"{pages[0].path.parent}: a page is not one JSON body ({exc})") from None
@@ -225,19 +230,25 @@ def _stage_records(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pages: list
     elif spec.page_format == "csv":
         # One read per page so that row_number() OVER () numbers the rows of one file in file order
         # (a single-file scan with insertion order preserved); record_no 1 is the first row after the header.
+        landed = """
+            SELECT ?::INTEGER AS page_no, ?::VARCHAR AS page_file, (row_number() OVER ())::INTEGER AS record_no,
+                   to_json(t) AS rec, NULL::VARCHAR AS line
+            FROM read_csv(?, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"',
+                          compression = 'gzip') AS t
+        """
         for page in pages:
             con.execute(
-                """
-                INSERT INTO _xihu_records
-                SELECT ?, ?, row_number() OVER (), to_json(t), to_json(t)::VARCHAR
-                FROM read_csv(?, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"',
-                              compression = 'gzip') AS t
-                """,
+                f"INSERT INTO _xihu_checked {_classify_sql(spec, business_date, landed)}",
                 [page.page_no, page.file, str(page.path)],
             )
     else:
         # NDJSON: record_no is the physical line number; blank lines are not records.
         # Split as bytes, like the stations client that counted the records (bytes.strip: ASCII whitespace).
+        landed = """
+            SELECT ?::INTEGER AS page_no, ?::VARCHAR AS page_file, line_no AS record_no,
+                   CASE WHEN json_valid(line) THEN line::JSON END AS rec, line
+            FROM (SELECT unnest(?::INTEGER[]) AS line_no, unnest(?::VARCHAR[]) AS line)
+        """
         for page in pages:
             lines = gzip.decompress(page.path.read_bytes()).split(b"\n")
             numbered = [
@@ -246,11 +257,7 @@ def _stage_records(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pages: list
                 if line.strip()
             ]
             con.execute(
-                """
-                INSERT INTO _xihu_records
-                SELECT ?, ?, line_no, CASE WHEN json_valid(line) THEN line::JSON END, line
-                FROM (SELECT unnest(?::INTEGER[]) AS line_no, unnest(?::VARCHAR[]) AS line)
-                """,
+                f"INSERT INTO _xihu_checked {_classify_sql(spec, business_date, landed)}",
                 [page.page_no, page.file, [no for no, _ in numbered], [text for _, text in numbered]],
             )
 
@@ -295,14 +302,31 @@ def _parse_time(v: str, encoding: str) -> str:
     )
 
 
-def _time_values(t: OrderTime) -> str:
+class _Fields:
+    """The values a classification reads, extracted from each record by one ``json_extract`` of all their
+    paths (one parse of the record, not one per check): ``value('a.b')`` is the SQL of the JSON value there
+    (NULL when absent), and ``sql()`` the list expression that computes them, as column ``_f``."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def value(self, dotted: str) -> str:
+        if dotted not in self.paths:
+            self.paths.append(dotted)
+        return f"_f[{self.paths.index(dotted) + 1}]"
+
+    def sql(self) -> str:
+        return "json_extract(rec, [" + ", ".join(_lit(_path(p)) for p in self.paths) + "])"
+
+
+def _time_values(t: OrderTime, fields: _Fields) -> str:
     """The list of present time values: one for a plain field, one per matching entry of a status log."""
     if t.log is None:
-        values = f"[json_extract(rec, {_lit(_path(t.field))})]"
+        values = f"[{fields.value(t.field)}]"
     else:
         key = _lit(_path(t.status_key))
         matching = (
-            f"list_filter(json_extract(rec, {_lit(_path(t.log) + '[*]')}), lambda e: "
+            f"list_filter(json_extract({fields.value(t.log)}, '$[*]'), lambda e: "
             f"json_type(e, {key}) IN ('BIGINT', 'UBIGINT') "
             f"AND json_extract_string(e, {key}) = '{t.status_value}')"
         )
@@ -310,26 +334,28 @@ def _time_values(t: OrderTime) -> str:
     return f"list_filter({values}, lambda v: {_present('v')})"
 
 
-def _classify_sql(spec: SourceSpec, business_date: date) -> str:
-    """One SELECT over _xihu_records giving record_id and the first quarantine reason (NULL = load)."""
+def _classify_sql(spec: SourceSpec, business_date: date, landed: str) -> str:
+    """One SELECT over the ``landed`` records (page_no, page_file, record_no, rec JSON, line) giving the rows
+    of _xihu_checked: record_id and the first quarantine reason (NULL = load)."""
+    fields = _Fields()
     cases: list[tuple[str, str]] = []
     if spec.page_format == "ndjson":
         cases.append(("rec IS NULL", "invalid_json"))
     missing_id = "missing_event_id" if spec.page_format == "ndjson" else "missing_id"
     for f in spec.id_fields:
-        p = _lit(_path(f))
+        v = fields.value(f)
         cases.append(
             (
-                f"coalesce(json_type(rec, {p}) = 'NULL' OR "
-                f"(json_type(rec, {p}) = 'VARCHAR' AND trim(json_extract_string(rec, {p})) = ''), true)",
+                f"coalesce(json_type({v}) = 'NULL' OR "
+                f"(json_type({v}) = 'VARCHAR' AND trim(json_extract_string({v}, '$')) = ''), true)",
                 missing_id,
             )
         )
     for f, types in spec.required:
-        cases.append((f"coalesce(json_type(rec, {_lit(_path(f))}) NOT IN ({_types(types)}), true)", f"wrong_type:{f}"))
+        cases.append((f"coalesce(json_type({fields.value(f)}) NOT IN ({_types(types)}), true)", f"wrong_type:{f}"))
     if spec.coordinates is not None:
-        lng = f"TRY_CAST(json_extract_string(rec, {_lit(_path(spec.coordinates.lng))}) AS DOUBLE)"
-        lat = f"TRY_CAST(json_extract_string(rec, {_lit(_path(spec.coordinates.lat))}) AS DOUBLE)"
+        lng = f"TRY_CAST(json_extract_string({fields.value(spec.coordinates.lng)}, '$') AS DOUBLE)"
+        lat = f"TRY_CAST(json_extract_string({fields.value(spec.coordinates.lat)}, '$') AS DOUBLE)"
         inside = f"{lng} BETWEEN {LNG_RANGE[0]} AND {LNG_RANGE[1]} AND {lat} BETWEEN {LAT_RANGE[0]} AND {LAT_RANGE[1]}"
         cases.append((f"NOT coalesce({inside}, false)", "bad_coordinates"))
     timed = spec.order_time or spec.event_time
@@ -344,17 +370,21 @@ def _classify_sql(spec: SourceSpec, business_date: date) -> str:
         ]
     elif spec.event_time is not None:
         cases.append(("len(_times) = 0 OR list_count(_parsed) < len(_times)", "unparseable_ts"))
-    records = "_xihu_records"
+    record_id = (
+        "concat_ws('|', " + ", ".join(f"json_extract_string({fields.value(f)}, '$')" for f in spec.id_fields) + ")"
+    )
+    times = _time_values(timed, fields) if timed is not None else None
+    # Every path is registered by now: the one extraction of them all.
+    records = f"(SELECT *, {fields.sql()} AS _f FROM ({landed}))"
     if timed is not None:
         parsed = f"list_transform(_times, lambda v: {_parse_time('v', timed.encoding)})"
-        records = f"(SELECT *, {parsed} AS _parsed FROM (SELECT *, {_time_values(timed)} AS _times FROM {records}))"
+        records = f"(SELECT *, {parsed} AS _parsed FROM (SELECT *, {times} AS _times FROM {records}))"
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {_lit(why)}" for cond, why in cases) + " END"
-    record_id = (
-        "concat_ws('|', " + ", ".join(f"json_extract_string(rec, {_lit(_path(f))})" for f in spec.id_fields) + ")"
-    )
     return f"""
-        SELECT page_no, page_file, record_no, rec, raw_text, {record_id} AS record_id, {reason} AS reason
-        FROM {records}
+        SELECT page_no, page_file, record_no, record_id, reason, rec,
+               CASE WHEN reason IS NOT NULL THEN line END AS raw_text
+        FROM (SELECT page_no, page_file, record_no, rec, line, {record_id} AS record_id, {reason} AS reason
+              FROM {records})
     """
 
 
@@ -378,20 +408,8 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None, a
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(raw_schema_ddl())
-        _stage_records(con, spec, pages)
-        # Of several valid copies of one record_id the last landed (latest page, then latest position) is
-        # loaded: sf pages are not snapshot-consistent, so a later page holds the newer state. The other
-        # valid copies are duplicates: counted, neither loaded nor quarantined (they break no contract).
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _xihu_checked AS
-            SELECT *,
-                   reason IS NULL AND row_number() OVER (
-                       PARTITION BY reason IS NULL, record_id ORDER BY page_no DESC, record_no DESC) > 1
-                       AS duplicate
-            FROM ({_classify_sql(spec, business_date)})
-            """
-        )
+        _stage_records(con, spec, pages, business_date)
+        _mark_duplicates(con)
         _check_pages(spec.name, business_date, fetched, pages, con)
         verdict, change, old, (new_loaded, duplicates, new_quarantined) = _judge(con, spec.name, business_date, fetched)
         if verdict == "refused" and accept_replacements:
@@ -412,7 +430,7 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None, a
         )
         if verdict == "refused":
             con.execute("DROP TABLE _xihu_checked")
-            con.execute("DROP TABLE _xihu_records")
+            con.execute("DROP TABLE _xihu_duplicates")
             con.execute("COMMIT")
             return LoadResult(
                 spec.name,
@@ -427,19 +445,24 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None, a
             )
         con.execute(f"DELETE FROM {table} WHERE business_date = ?", [business_date])
         con.execute("DELETE FROM raw.quarantine WHERE source = ? AND business_date = ?", partition)
+        # No ORDER BY: nothing reads the raw tables in insertion order (dbt staging and the gate order or
+        # key by record_id, loaded_at, fetch_id and record_no), and sorting a day costs time and memory.
         con.execute(
             f"""
             INSERT INTO {table}
             SELECT record_id, ?, rec, ?, page_file, record_no, now()
-            FROM _xihu_checked WHERE reason IS NULL AND NOT duplicate ORDER BY page_no, record_no
+            FROM _xihu_checked c
+            WHERE reason IS NULL
+              AND NOT EXISTS (SELECT 1 FROM _xihu_duplicates d
+                              WHERE d.page_no = c.page_no AND d.record_no = c.record_no)
             """,
             [business_date, fetch_id],
         )
         con.execute(
             """
             INSERT INTO raw.quarantine
-            SELECT ?, ?, ?, page_file, record_no, reason, raw_text, now()
-            FROM _xihu_checked WHERE reason IS NOT NULL ORDER BY page_no, record_no
+            SELECT ?, ?, ?, page_file, record_no, reason, coalesce(raw_text, rec::VARCHAR), now()
+            FROM _xihu_checked WHERE reason IS NOT NULL
             """,
             [spec.name, business_date, fetch_id],
         )
@@ -473,13 +496,33 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None, a
             ],
         )
         con.execute("DROP TABLE _xihu_checked")
-        con.execute("DROP TABLE _xihu_records")
+        con.execute("DROP TABLE _xihu_duplicates")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return LoadResult(
         spec.name, business_date, fetch_id, fetched, loaded, quarantined, duplicates, by_reason, verdict, change
+    )
+
+
+def _mark_duplicates(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp table _xihu_duplicates(page_no, record_no): the valid records that are further copies.
+
+    Of several valid copies of one record_id the last landed (latest page, then latest position) is loaded:
+    sf pages are not snapshot-consistent, so a later page holds the newer state. The other valid copies are
+    duplicates: counted, neither loaded nor quarantined (they break no contract). Computed on the narrow
+    columns only, so the records' payloads are never sorted."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _xihu_duplicates AS
+        SELECT page_no, record_no FROM (
+            SELECT page_no, record_no,
+                   row_number() OVER (PARTITION BY record_id ORDER BY page_no DESC, record_no DESC) AS copy_no
+            FROM _xihu_checked WHERE reason IS NULL
+        )
+        WHERE copy_no > 1
+        """
     )
 
 
@@ -492,11 +535,12 @@ def _judge(con: duckdb.DuckDBPyConnection, source: str, business_date: date, fet
         "ORDER BY loaded_at DESC LIMIT 1",
         [source, business_date],
     ).fetchone()
-    new = con.execute(
-        "SELECT count(*) FILTER (reason IS NULL AND NOT duplicate), count(*) FILTER (duplicate), "
-        "count(*) FILTER (reason IS NOT NULL) FROM _xihu_checked"
+    valid, new_quarantined = con.execute(
+        "SELECT count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) FROM _xihu_checked"
     ).fetchone()
-    new_loaded, _, new_quarantined = new
+    duplicates = con.execute("SELECT count(*) FROM _xihu_duplicates").fetchone()[0]
+    new_loaded = valid - duplicates
+    new = (new_loaded, duplicates, new_quarantined)
     verdict, change = judge_partition(
         PartitionCounts(*old) if old else None, PartitionCounts(fetched, new_loaded, new_quarantined)
     )
@@ -510,7 +554,7 @@ def _check_pages(
     listed = sum(p.records for p in pages)
     if listed != fetched:
         raise LoadCountError(f"{source} {business_date}: manifest says {fetched} records, its pages {listed}")
-    held = dict(con.execute("SELECT page_no, count(*) FROM _xihu_records GROUP BY page_no").fetchall())
+    held = dict(con.execute("SELECT page_no, count(*) FROM _xihu_checked GROUP BY page_no").fetchall())
     for page in pages:
         if held.get(page.page_no, 0) != page.records:
             raise LoadCountError(
