@@ -5,7 +5,9 @@ copy of a record already loaded (sources.md: duplicates are removed once; quaran
 break the contract), and the counts are checked against the manifest before commit (docs/internals.md, "Raw
 contract"). The per-record work is one SQL pass inside DuckDB over the gzipped pages (``read_json_objects``,
 ``read_csv``, json functions), compiled from the declarative specs of :mod:`ingest.sources`, because a
-Python loop over ~180k records a source and day would dominate the run. Python only reads manifests,
+Python loop over ~180k records a source and day would dominate the run: it reads each record, parses it
+once for every check, and inserts it into ``raw.<table>`` (a quarantined one flagged, then moved), so the
+day is never staged, sorted or held in memory twice. Python only reads manifests,
 verifies checksums and splits station logs into numbered lines (the line number is the lineage of a
 truncated line that no JSON reader keeps).
 """
@@ -233,6 +235,7 @@ def _insert_records(
     elif spec.page_format == "csv":
         # One read per page so that row_number() OVER () numbers the rows of one file in file order
         # (a single-file scan with insertion order preserved); record_no 1 is the first row after the header.
+        con.execute("SET preserve_insertion_order = true")  # _load restores the caller's setting
         landed = """
             SELECT ?::VARCHAR AS page_file, (row_number() OVER ())::INTEGER AS record_no,
                    to_json(t) AS rec, NULL::VARCHAR AS line
