@@ -20,12 +20,13 @@ import pytest
 from ingest import load as L
 from ingest.clients import fetch
 from ingest.pii import PiiHasher
-from ingest.sources import SOURCES, OrderTime, SourceSpec
+from ingest.sources import OrderTime, SourceSpec
 from tests.ingest import test_load as crafted
 from tests.ingest.test_clients import DAY, FAST
 from tests.sandbox_conns import sandbox_conn
 
 PII = PiiHasher("equivalence-test-pii-key-of-at-least-32-bytes")
+SOURCES = crafted.SOURCES  # the specs, from wherever the loader tests take them
 
 # ------------------------------------------------------------------------------- the reference loader
 
