@@ -67,7 +67,9 @@ test-deploy: debian-packages $(MANIFEST)
 test-faults: $(MANIFEST)
 	$(BIN)/pytest -m faults tests/faults -s
 
-# Ingest throughput and memory at district scale (prints `name: value unit` lines).
+# Ingest and load throughput and memory at district scale, each against DuckDB's read_json floor, then
+# make demo's wall time (prints `name: value unit` lines, medians of the runs of one invocation; options:
+# python -m ops.bench --help, e.g. --no-demo, --landing-root to load landings fetched before).
 bench: $(MANIFEST)
 	$(BIN)/python -m ops.bench
 

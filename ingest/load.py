@@ -5,7 +5,9 @@ copy of a record already loaded (sources.md: duplicates are removed once; quaran
 break the contract), and the counts are checked against the manifest before commit (docs/internals.md, "Raw
 contract"). The per-record work is one SQL pass inside DuckDB over the gzipped pages (``read_json_objects``,
 ``read_csv``, json functions), compiled from the declarative specs of :mod:`ingest.sources`, because a
-Python loop over ~180k records a source and day would dominate the run. Python only reads manifests,
+Python loop over ~180k records a source and day would dominate the run: it reads each record, parses it
+once for every check, and inserts it into ``raw.<table>`` (a quarantined one flagged, then moved), so the
+day is never staged, sorted or held in memory twice. Python only reads manifests,
 verifies checksums and splits station logs into numbered lines (the line number is the lineage of a
 truncated line that no JSON reader keeps).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -193,52 +196,63 @@ def _read_manifest(folder: Path) -> tuple[dict, list[_Page]]:
     return manifest, pages
 
 
-def _stage_records(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pages: list[_Page]) -> None:
-    """Fill temp table _xihu_records(page_no, page_file, record_no, rec JSON, raw_text): one row a record."""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _xihu_records "
-        "(page_no INTEGER, page_file VARCHAR, record_no INTEGER, rec JSON, raw_text VARCHAR)"
-    )
+def _insert_records(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, pages: list[_Page], business_date: date, fetch_id: str
+) -> None:
+    """Read, classify and insert every landed record into ``raw.<table>`` in one pass (one row a record).
+
+    A record to load is inserted as it will stay. A quarantined record is inserted *flagged*, for the rest
+    of the transaction only: ``record_no`` negated (real ones start at 1), ``record_id`` its reason and
+    ``payload`` its landed text as a JSON string (a station line need not be JSON); ``_move_quarantined``
+    then moves it to ``raw.quarantine``. So each record's text is read, parsed and written once, and the
+    text is kept only for the records that need it; no copy of the day is staged."""
+    # The pages in manifest order, which the duplicates are judged by (``_mark_duplicates``).
+    con.execute("CREATE OR REPLACE TEMP TABLE _xihu_pages (page_no INTEGER, page_file VARCHAR)")
+    con.executemany("INSERT INTO _xihu_pages VALUES (?, ?)", [(p.page_no, p.file) for p in pages])
     if not pages:
         return
+    insert = f"INSERT INTO raw.{spec.table} " + _classify_sql(spec, business_date, fetch_id, "{landed}")
     if spec.page_format == "json":
         # record_no is the 1-based position in the page's records array.
-        con.execute("CREATE OR REPLACE TEMP TABLE _xihu_pages (page_no INTEGER, page_file VARCHAR, path VARCHAR)")
-        con.executemany("INSERT INTO _xihu_pages VALUES (?, ?, ?)", [(p.page_no, p.file, str(p.path)) for p in pages])
         records = _lit(_path(spec.records_path) + "[*]")
-        sql = f"""
-            INSERT INTO _xihu_records
-            SELECT page_no, page_file, unnest(generate_series(1, len(recs))), unnest(recs),
-                   unnest(recs)::VARCHAR
+        landed = f"""
+            SELECT page_file, unnest(generate_series(1, len(recs)))::INTEGER AS record_no,
+                   unnest(recs) AS rec, NULL::VARCHAR AS line
             FROM (
-                SELECT p.page_no, p.page_file, json_extract(o.json, {records}) AS recs
+                -- The page's file by a lookup, not a join: a join with the pages would build its hash table
+                -- on the scan side (all of a day's pages in memory: 500 MB and most of the time).
+                SELECT map_extract_value(MAP(?::VARCHAR[], ?::VARCHAR[]), o.filename) AS page_file,
+                       json_extract(o.json, {records}) AS recs
                 FROM read_json_objects(?, format = 'unstructured', compression = 'gzip', filename = true,
                                        maximum_object_size = {_MAX_PAGE_BYTES}) AS o
-                JOIN _xihu_pages AS p ON p.path = o.filename
             )
         """
+        paths = [str(p.path) for p in pages]
         try:
-            con.execute(sql, [[str(p.path) for p in pages]])
+            con.execute(insert.replace("{landed}", landed), [paths, [p.file for p in pages], paths])
         except duckdb.InvalidInputException as exc:
             # The clients land parsed-and-re-encoded bodies, so this is a corrupt landing, not a bad record.
             raise LandingError(f"{pages[0].path.parent}: a page is not one JSON body ({exc})") from None
-        con.execute("DROP TABLE _xihu_pages")
     elif spec.page_format == "csv":
         # One read per page so that row_number() OVER () numbers the rows of one file in file order
         # (a single-file scan with insertion order preserved); record_no 1 is the first row after the header.
+        con.execute("SET preserve_insertion_order = true")  # _load restores the caller's setting
+        landed = """
+            SELECT ?::VARCHAR AS page_file, (row_number() OVER ())::INTEGER AS record_no,
+                   to_json(t) AS rec, NULL::VARCHAR AS line
+            FROM read_csv(?, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"',
+                          compression = 'gzip') AS t
+        """
         for page in pages:
-            con.execute(
-                """
-                INSERT INTO _xihu_records
-                SELECT ?, ?, row_number() OVER (), to_json(t), to_json(t)::VARCHAR
-                FROM read_csv(?, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"',
-                              compression = 'gzip') AS t
-                """,
-                [page.page_no, page.file, str(page.path)],
-            )
+            con.execute(insert.replace("{landed}", landed), [page.file, str(page.path)])
     else:
         # NDJSON: record_no is the physical line number; blank lines are not records.
         # Split as bytes, like the stations client that counted the records (bytes.strip: ASCII whitespace).
+        landed = """
+            SELECT ?::VARCHAR AS page_file, line_no AS record_no,
+                   CASE WHEN json_valid(line) THEN line::JSON END AS rec, line
+            FROM (SELECT unnest(?::INTEGER[]) AS line_no, unnest(?::VARCHAR[]) AS line)
+        """
         for page in pages:
             lines = gzip.decompress(page.path.read_bytes()).split(b"\n")
             numbered = [
@@ -247,12 +261,8 @@ def _stage_records(con: duckdb.DuckDBPyConnection, spec: SourceSpec, pages: list
                 if line.strip()
             ]
             con.execute(
-                """
-                INSERT INTO _xihu_records
-                SELECT ?, ?, line_no, CASE WHEN json_valid(line) THEN line::JSON END, line
-                FROM (SELECT unnest(?::INTEGER[]) AS line_no, unnest(?::VARCHAR[]) AS line)
-                """,
-                [page.page_no, page.file, [no for no, _ in numbered], [text for _, text in numbered]],
+                insert.replace("{landed}", landed),
+                [page.file, [no for no, _ in numbered], [text for _, text in numbered]],
             )
 
 
@@ -296,14 +306,31 @@ def _parse_time(v: str, encoding: str) -> str:
     )
 
 
-def _time_values(t: OrderTime) -> str:
+class _Fields:
+    """The values a classification reads, extracted from each record by one ``json_extract`` of all their
+    paths (one parse of the record, not one per check): ``value('a.b')`` is the SQL of the JSON value there
+    (NULL when absent), and ``sql()`` the list expression that computes them, as column ``_f``."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def value(self, dotted: str) -> str:
+        if dotted not in self.paths:
+            self.paths.append(dotted)
+        return f"_f[{self.paths.index(dotted) + 1}]"
+
+    def sql(self) -> str:
+        return "json_extract(rec, [" + ", ".join(_lit(_path(p)) for p in self.paths) + "])"
+
+
+def _time_values(t: OrderTime, fields: _Fields) -> str:
     """The list of present time values: one for a plain field, one per matching entry of a status log."""
     if t.log is None:
-        values = f"[json_extract(rec, {_lit(_path(t.field))})]"
+        values = f"[{fields.value(t.field)}]"
     else:
         key = _lit(_path(t.status_key))
         matching = (
-            f"list_filter(json_extract(rec, {_lit(_path(t.log) + '[*]')}), lambda e: "
+            f"list_filter(json_extract({fields.value(t.log)}, '$[*]'), lambda e: "
             f"json_type(e, {key}) IN ('BIGINT', 'UBIGINT') "
             f"AND json_extract_string(e, {key}) = '{t.status_value}')"
         )
@@ -311,26 +338,29 @@ def _time_values(t: OrderTime) -> str:
     return f"list_filter({values}, lambda v: {_present('v')})"
 
 
-def _classify_sql(spec: SourceSpec, business_date: date) -> str:
-    """One SELECT over _xihu_records giving record_id and the first quarantine reason (NULL = load)."""
+def _classify_sql(spec: SourceSpec, business_date: date, fetch_id: str, landed: str) -> str:
+    """One SELECT over the ``landed`` records (page_file, record_no, rec JSON, line: the landed text
+    when it is not ``rec``'s) giving the rows of ``raw.<table>``, quarantined ones flagged (``_insert_records``)
+    by the first quarantine reason that applies."""
+    fields = _Fields()
     cases: list[tuple[str, str]] = []
     if spec.page_format == "ndjson":
         cases.append(("rec IS NULL", "invalid_json"))
     missing_id = "missing_event_id" if spec.page_format == "ndjson" else "missing_id"
     for f in spec.id_fields:
-        p = _lit(_path(f))
+        v = fields.value(f)
         cases.append(
             (
-                f"coalesce(json_type(rec, {p}) = 'NULL' OR "
-                f"(json_type(rec, {p}) = 'VARCHAR' AND trim(json_extract_string(rec, {p})) = ''), true)",
+                f"coalesce(json_type({v}) = 'NULL' OR "
+                f"(json_type({v}) = 'VARCHAR' AND trim(json_extract_string({v}, '$')) = ''), true)",
                 missing_id,
             )
         )
     for f, types in spec.required:
-        cases.append((f"coalesce(json_type(rec, {_lit(_path(f))}) NOT IN ({_types(types)}), true)", f"wrong_type:{f}"))
+        cases.append((f"coalesce(json_type({fields.value(f)}) NOT IN ({_types(types)}), true)", f"wrong_type:{f}"))
     if spec.coordinates is not None:
-        lng = f"TRY_CAST(json_extract_string(rec, {_lit(_path(spec.coordinates.lng))}) AS DOUBLE)"
-        lat = f"TRY_CAST(json_extract_string(rec, {_lit(_path(spec.coordinates.lat))}) AS DOUBLE)"
+        lng = f"TRY_CAST(json_extract_string({fields.value(spec.coordinates.lng)}, '$') AS DOUBLE)"
+        lat = f"TRY_CAST(json_extract_string({fields.value(spec.coordinates.lat)}, '$') AS DOUBLE)"
         inside = f"{lng} BETWEEN {LNG_RANGE[0]} AND {LNG_RANGE[1]} AND {lat} BETWEEN {LAT_RANGE[0]} AND {LAT_RANGE[1]}"
         cases.append((f"NOT coalesce({inside}, false)", "bad_coordinates"))
     timed = spec.order_time or spec.event_time
@@ -345,17 +375,22 @@ def _classify_sql(spec: SourceSpec, business_date: date) -> str:
         ]
     elif spec.event_time is not None:
         cases.append(("len(_times) = 0 OR list_count(_parsed) < len(_times)", "unparseable_ts"))
-    records = "_xihu_records"
+    record_id = (
+        "concat_ws('|', " + ", ".join(f"json_extract_string({fields.value(f)}, '$')" for f in spec.id_fields) + ")"
+    )
+    times = _time_values(timed, fields) if timed is not None else None
+    # Every path is registered by now: the one extraction of them all.
+    records = f"(SELECT *, {fields.sql()} AS _f FROM ({landed}))"
     if timed is not None:
         parsed = f"list_transform(_times, lambda v: {_parse_time('v', timed.encoding)})"
-        records = f"(SELECT *, {parsed} AS _parsed FROM (SELECT *, {_time_values(timed)} AS _times FROM {records}))"
+        records = f"(SELECT *, {parsed} AS _parsed FROM (SELECT *, {times} AS _times FROM {records}))"
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {_lit(why)}" for cond, why in cases) + " END"
-    record_id = (
-        "concat_ws('|', " + ", ".join(f"json_extract_string(rec, {_lit(_path(f))})" for f in spec.id_fields) + ")"
-    )
     return f"""
-        SELECT page_no, page_file, record_no, rec, raw_text, {record_id} AS record_id, {reason} AS reason
-        FROM {records}
+        SELECT coalesce(reason, record_id), DATE '{business_date.isoformat()}',
+               CASE WHEN reason IS NULL THEN rec ELSE to_json(coalesce(line, rec::VARCHAR)) END,
+               {_lit(fetch_id)}, page_file, CASE WHEN reason IS NULL THEN record_no ELSE -record_no END, now()
+        FROM (SELECT page_file, record_no, rec, line, {record_id} AS record_id, {reason} AS reason
+              FROM {records})
     """
 
 
@@ -363,6 +398,13 @@ def _classify_sql(spec: SourceSpec, business_date: date) -> str:
 
 
 def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None, accept_replacements: bool) -> LoadResult:
+    with _streaming(con):
+        return _load_partition(con, folder, run_id=run_id, accept_replacements=accept_replacements)
+
+
+def _load_partition(
+    con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None, accept_replacements: bool
+) -> LoadResult:
     manifest, pages = _read_manifest(folder)
     try:
         spec = spec_for(manifest.get("source", ""))
@@ -379,41 +421,35 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None, a
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(raw_schema_ddl())
-        _stage_records(con, spec, pages)
-        # Of several valid copies of one record_id the last landed (latest page, then latest position) is
-        # loaded: sf pages are not snapshot-consistent, so a later page holds the newer state. The other
-        # valid copies are duplicates: counted, neither loaded nor quarantined (they break no contract).
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _xihu_checked AS
-            SELECT *,
-                   reason IS NULL AND row_number() OVER (
-                       PARTITION BY reason IS NULL, record_id ORDER BY page_no DESC, record_no DESC) > 1
-                       AS duplicate
-            FROM ({_classify_sql(spec, business_date)})
-            """
+        # The new records go where they will stay, so the partition is emptied first; a refused
+        # replacement rolls all of this back (below).
+        con.execute(f"DELETE FROM {table} WHERE business_date = ?", [business_date])
+        con.execute("DELETE FROM raw.quarantine WHERE source = ? AND business_date = ?", partition)
+        _insert_records(con, spec, pages, business_date, fetch_id)
+        _check_pages(con, table, spec.name, business_date, fetched, pages)
+        _mark_duplicates(con, table, business_date)
+        verdict, change, old, (new_loaded, duplicates, new_quarantined) = _judge(
+            con, table, spec.name, business_date, fetched
         )
-        _check_pages(spec.name, business_date, fetched, pages, con)
-        verdict, change, old, (new_loaded, duplicates, new_quarantined) = _judge(con, spec.name, business_date, fetched)
         if verdict == "refused" and accept_replacements:
             verdict, change = "accepted", f"{change} (accepted by the operator)"
-        con.execute(
-            "INSERT INTO audit.partition_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [
-                run_id or fetch_id,
-                spec.name,
-                business_date,
-                verdict,
-                *(old or (None, None, None)),
-                fetched,
-                new_loaded,
-                new_quarantined,
-                change,
-            ],
-        )
+        audit = [
+            run_id or fetch_id,
+            spec.name,
+            business_date,
+            verdict,
+            *(old or (None, None, None)),
+            fetched,
+            new_loaded,
+            new_quarantined,
+            change,
+        ]
         if verdict == "refused":
-            con.execute("DROP TABLE _xihu_checked")
-            con.execute("DROP TABLE _xihu_records")
+            # Nothing of the partition changes: undo the replacement, record the verdict alone.
+            con.execute("ROLLBACK")
+            con.execute("BEGIN TRANSACTION")
+            con.execute(raw_schema_ddl())
+            con.execute("INSERT INTO audit.partition_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())", audit)
             con.execute("COMMIT")
             return LoadResult(
                 spec.name,
@@ -426,24 +462,14 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None, a
                 verdict=verdict,
                 change=change,
             )
-        con.execute(f"DELETE FROM {table} WHERE business_date = ?", [business_date])
-        con.execute("DELETE FROM raw.quarantine WHERE source = ? AND business_date = ?", partition)
-        con.execute(
-            f"""
-            INSERT INTO {table}
-            SELECT record_id, ?, rec, ?, page_file, record_no, now()
-            FROM _xihu_checked WHERE reason IS NULL AND NOT duplicate ORDER BY page_no, record_no
-            """,
-            [business_date, fetch_id],
-        )
-        con.execute(
-            """
-            INSERT INTO raw.quarantine
-            SELECT ?, ?, ?, page_file, record_no, reason, raw_text, now()
-            FROM _xihu_checked WHERE reason IS NOT NULL ORDER BY page_no, record_no
-            """,
-            [spec.name, business_date, fetch_id],
-        )
+        con.execute("INSERT INTO audit.partition_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())", audit)
+        _move_quarantined(con, table, spec.name, business_date, fetch_id)
+        if duplicates:
+            con.execute(
+                f"DELETE FROM {table} AS t USING _xihu_duplicates AS d "
+                "WHERE t.business_date = ? AND t.page_file = d.page_file AND t.record_no = d.record_no",
+                [business_date],
+            )
         _check_counts(con, table, spec.name, business_date, fetched, duplicates)
         loaded = con.execute(f"SELECT count(*) FROM {table} WHERE business_date = ?", [business_date]).fetchone()[0]
         by_reason = dict(
@@ -473,8 +499,8 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None, a
                 past_correction_window(spec.name, business_date, started_at),
             ],
         )
-        con.execute("DROP TABLE _xihu_checked")
-        con.execute("DROP TABLE _xihu_records")
+        con.execute("DROP TABLE _xihu_duplicates")
+        con.execute("DROP TABLE _xihu_pages")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -484,38 +510,97 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path, *, run_id: str | None, a
     )
 
 
-def _judge(con: duckdb.DuckDBPyConnection, source: str, business_date: date, fetched: int):
-    """The verdict on replacing the partition's current load with _xihu_checked, with the old (fetched,
-    loaded, quarantined) and the new (loaded, duplicates removed, quarantined) counts. The quarantine rate
-    is of quarantined records only: removed duplicates are not a defect of the day."""
+@contextmanager
+def _streaming(con: duckdb.DuckDBPyConnection):
+    """While a partition loads (outside its transaction, restored after it): no insertion order to keep
+    (nothing relies on it, see ``_move_quarantined``), so DuckDB streams the pages into the table instead of
+    buffering them to keep their order."""
+    before = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
+
+
+def _move_quarantined(
+    con: duckdb.DuckDBPyConnection, table: str, source: str, business_date: date, fetch_id: str
+) -> None:
+    """Move the flagged records of ``_insert_records`` from the raw table to ``raw.quarantine``.
+
+    No ORDER BY here nor on the raw insert: nothing reads raw tables in insertion order (dbt staging orders
+    by loaded_at, fetch_id and record_no; the gate keys rows by their ids), and sorting a day costs time and
+    memory."""
+    con.execute(
+        f"""
+        INSERT INTO raw.quarantine
+        SELECT ?, ?, ?, page_file, -record_no, record_id, json_extract_string(payload, '$'), now()
+        FROM {table} WHERE business_date = ? AND record_no < 0
+        """,
+        [source, business_date, fetch_id, business_date],
+    )
+    con.execute(f"DELETE FROM {table} WHERE business_date = ? AND record_no < 0", [business_date])
+
+
+def _mark_duplicates(con: duckdb.DuckDBPyConnection, table: str, business_date: date) -> None:
+    """Temp table _xihu_duplicates(page_file, record_no): the inserted records that are further copies.
+
+    Of several valid copies of one record_id the last landed (latest page, then latest position) is loaded:
+    sf pages are not snapshot-consistent, so a later page holds the newer state. The other valid copies are
+    duplicates: counted, neither loaded nor quarantined (they break no contract). Computed on the narrow
+    columns only, so the records' payloads are never sorted."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _xihu_duplicates AS
+        SELECT page_file, record_no FROM (
+            SELECT t.page_file, t.record_no,
+                   row_number() OVER (PARTITION BY t.record_id ORDER BY p.page_no DESC, t.record_no DESC) AS copy_no
+            FROM {table} AS t JOIN _xihu_pages AS p USING (page_file)
+            WHERE t.business_date = ? AND t.record_no > 0
+        )
+        WHERE copy_no > 1
+        """,
+        [business_date],
+    )
+
+
+def _judge(con: duckdb.DuckDBPyConnection, table: str, source: str, business_date: date, fetched: int):
+    """The verdict on replacing the partition's current load with the records just inserted, with the old
+    (fetched, loaded, quarantined) and the new (loaded, duplicates removed, quarantined) counts. The
+    quarantine rate is of quarantined records only: removed duplicates are not a defect of the day."""
     old = con.execute(
         "SELECT fetched, loaded, quarantined FROM raw.load_audit WHERE source = ? AND business_date = ? "
         "ORDER BY loaded_at DESC LIMIT 1",
         [source, business_date],
     ).fetchone()
-    new = con.execute(
-        "SELECT count(*) FILTER (reason IS NULL AND NOT duplicate), count(*) FILTER (duplicate), "
-        "count(*) FILTER (reason IS NOT NULL) FROM _xihu_checked"
+    valid, new_quarantined = con.execute(
+        f"SELECT count(*) FILTER (record_no > 0), count(*) FILTER (record_no < 0) FROM {table} WHERE business_date = ?",
+        [business_date],
     ).fetchone()
-    new_loaded, _, new_quarantined = new
+    duplicates = con.execute("SELECT count(*) FROM _xihu_duplicates").fetchone()[0]
+    new_loaded = valid - duplicates
     verdict, change = judge_partition(
         PartitionCounts(*old) if old else None, PartitionCounts(fetched, new_loaded, new_quarantined)
     )
-    return verdict, change, old, new
+    return verdict, change, old, (new_loaded, duplicates, new_quarantined)
 
 
 def _check_pages(
-    source: str, business_date: date, fetched: int, pages: list[_Page], con: duckdb.DuckDBPyConnection
+    con: duckdb.DuckDBPyConnection, table: str, source: str, business_date: date, fetched: int, pages: list[_Page]
 ) -> None:
     """Raise LoadCountError unless the manifest, its pages and the records they hold agree."""
     listed = sum(p.records for p in pages)
     if listed != fetched:
         raise LoadCountError(f"{source} {business_date}: manifest says {fetched} records, its pages {listed}")
-    held = dict(con.execute("SELECT page_no, count(*) FROM _xihu_records GROUP BY page_no").fetchall())
+    held = dict(
+        con.execute(
+            f"SELECT page_file, count(*) FROM {table} WHERE business_date = ? GROUP BY page_file", [business_date]
+        ).fetchall()
+    )
     for page in pages:
-        if held.get(page.page_no, 0) != page.records:
+        if held.get(page.file, 0) != page.records:
             raise LoadCountError(
-                f"{source} {business_date}: {page.file} holds {held.get(page.page_no, 0)} records, "
+                f"{source} {business_date}: {page.file} holds {held.get(page.file, 0)} records, "
                 f"the manifest says {page.records}"
             )
 

@@ -1,11 +1,14 @@
 """`make bench`: ingest throughput and memory at district scale, against the sandbox on 127.0.0.1.
 
 For each platform: fetch one district day (scale 1) into a fresh landing folder, in its own child process
-so that its peak RSS is its own, REPEATS times; print the median records/s and the peak RSS. Then the
-DuckDB floor: one `read_json` of the same landed pages into a table (what reading those bytes costs at
-best), and the load of the landing into `raw` with the quarantine rules. Last, `make demo` itself
-(70 days of history in one run, then three daily runs, into a temporary data root): its wall time. One
-figure a line, `name: value unit`. Figures, not assertions: these machines are shared and noisy.
+so that its peak RSS is its own, REPEATS times; print the median records/s and the peak RSS. Then, for
+each landing in turn, the DuckDB floor (one `read_json` of the same landed pages into an in-memory table:
+what reading those bytes costs at best) and the load of the landing into a fresh `raw` with the quarantine
+rules (`ingest.load.load_partition`), each in its own child process: their medians, their peak RSS, and
+the median of the load/floor ratios taken run by run (floor and load interleaved, so that the machine's
+drift moves both). Last, `make demo` itself (70 days of history in one run, then three daily runs, into a
+temporary data root): its wall time. One figure a line, `name: value unit`. Figures, not assertions: these
+machines are shared and noisy. ``--landing-root`` loads landings fetched before (no fetch, no ingest lines).
 """
 
 from __future__ import annotations
@@ -22,9 +25,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-import duckdb
-
-from ingest.load import load_partition
 from ingest.registry import ORDER_PLATFORMS, SOURCES
 from ops.demo import sandbox
 from ops.localenv import DEMO_PII_KEY
@@ -53,6 +53,30 @@ print(json.dumps({"folder": str(folder), "records": records, "seconds": seconds,
 """
 
 
+# The floor and the load, each timed inside its own child (imports excluded), with its peak RSS.
+MEASURE_CHILD = r"""
+import json, sys, time
+from pathlib import Path
+kind, folder, source, records_path, warehouse = sys.argv[1:6]
+if kind == "floor":
+    import duckdb
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(
+        f"create table t as select unnest({records_path}) as r from read_json(?, maximum_object_size = 268435456)",
+        [f"{folder}/page-*.json.gz"],
+    )
+    records = con.execute("select count(*) from t").fetchone()[0]
+else:
+    from ingest.load import load_partition
+    t0 = time.perf_counter()
+    records = load_partition(warehouse, Path(folder)).fetched
+seconds = time.perf_counter() - t0
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"records": records, "seconds": seconds, "max_rss_kib": hwm}))
+"""
+
+
 def fetch_once(source: str, day: date, base_url: str, root: Path, fetch_id: str) -> dict:
     conn = CONNECTIONS[f"xihu_{source}"]
     out = subprocess.run(
@@ -76,17 +100,16 @@ def fetch_once(source: str, day: date, base_url: str, root: Path, fetch_id: str)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def duckdb_floor(folder: Path, source: str) -> tuple[int, float]:
-    """DuckDB's own reading of the same gzipped pages into a table of records: the floor ingest is held to."""
-    con = duckdb.connect()
-    t0 = time.perf_counter()
-    con.execute(
-        f"create table t as select unnest({RECORDS_PATH[source]}) as r from read_json(?, "
-        "maximum_object_size = 268435456)",
-        [f"{folder}/page-*.json.gz"],
+def measure(kind: str, folder: Path, source: str, warehouse: Path) -> dict:
+    """``floor``: DuckDB's own reading of the same gzipped pages into a table of records, the floor the load
+    is held to; ``load``: ``load_partition`` of the landing into a fresh warehouse file."""
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE_CHILD, kind, str(folder), source, RECORDS_PATH[source], str(warehouse)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    n = con.execute("select count(*) from t").fetchone()[0]
-    return n, time.perf_counter() - t0
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,30 +118,59 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--day", type=date.fromisoformat, default=date(2026, 11, 27))
     parser.add_argument("--no-demo", action="store_true", help="skip timing `make demo` (minutes)")
+    parser.add_argument(
+        "--landing-root",
+        type=Path,
+        help="measure only the floor and the load, on <root>/<platform>/<day>/<fetch_id>/ landed before",
+    )
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="xihu-bench-") as tmp, sandbox(7, args.scale) as base_url:
+    with tempfile.TemporaryDirectory(prefix="xihu-bench-") as tmp:
         root = Path(tmp)
         print(f"scale: {args.scale} x")
-        for source in PLATFORMS:
-            runs = [fetch_once(source, args.day, base_url, root / f"run{i}", f"bench{i}") for i in range(args.repeats)]
-            rates = [r["records"] / r["seconds"] for r in runs]
-            print(f"{source}_records: {runs[0]['records']} records")
-            print(f"{source}_ingest_rate_median: {statistics.median(rates):,.0f} records/s")
-            print(f"{source}_ingest_peak_rss: {max(r['max_rss_kib'] for r in runs) / 1024:,.0f} MiB")
-            floor = statistics.median(n / s for n, s in (duckdb_floor(Path(r["folder"]), source) for r in runs))
-            print(f"{source}_duckdb_read_json_floor_median: {floor:,.0f} records/s")
-            print(f"{source}_ingest_vs_floor: {statistics.median(rates) / floor:.2f} x")
-            loads = []
-            for i, r in enumerate(runs):
-                t0 = time.perf_counter()
-                result = load_partition(str(root / f"wh{i}.duckdb"), Path(r["folder"]))
-                loads.append(result.fetched / (time.perf_counter() - t0))
-            print(f"{source}_load_rate_median: {statistics.median(loads):,.0f} records/s")
+        if args.landing_root is not None:
+            for source in PLATFORMS:
+                found = sorted((args.landing_root / source / args.day.isoformat()).glob("*/manifest.json"))
+                if not found:
+                    raise SystemExit(f"no landing of {source} {args.day} under {args.landing_root}")
+                folders = [found[i % len(found)].parent for i in range(args.repeats)]
+                print(f"{source}_records: {json.loads(found[0].read_text())['records']} records")
+                floor_and_load(source, folders, root)
+        else:
+            with sandbox(7, args.scale) as base_url:
+                for source in PLATFORMS:
+                    runs = [
+                        fetch_once(source, args.day, base_url, root / f"run{i}", f"bench{i}")
+                        for i in range(args.repeats)
+                    ]
+                    rates = [r["records"] / r["seconds"] for r in runs]
+                    print(f"{source}_records: {runs[0]['records']} records")
+                    print(f"{source}_ingest_rate_median: {statistics.median(rates):,.0f} records/s")
+                    print(f"{source}_ingest_peak_rss: {max(r['max_rss_kib'] for r in runs) / 1024:,.0f} MiB")
+                    floor = floor_and_load(source, [Path(r["folder"]) for r in runs], root)
+                    print(f"{source}_ingest_vs_floor: {statistics.median(rates) / floor:.2f} x")
     print(f"bench_peak_rss_self: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
     if not args.no_demo:
         demo_wall()
     return 0
+
+
+def floor_and_load(source: str, folders: list[Path], root: Path) -> float:
+    """Print the floor's and the load's medians, peak RSS and load/floor ratio; return the floor's median."""
+    floors, loads = [], []
+    for i, folder in enumerate(folders):
+        floors.append(measure("floor", folder, source, root / f"floor-{source}{i}.duckdb"))
+        loads.append(measure("load", folder, source, root / f"wh-{source}{i}.duckdb"))
+    floor_rates = [r["records"] / r["seconds"] for r in floors]
+    load_rates = [r["records"] / r["seconds"] for r in loads]
+    floor = statistics.median(floor_rates)
+    print(f"{source}_duckdb_read_json_floor_median: {floor:,.0f} records/s")
+    print(f"{source}_duckdb_read_json_floor_peak_rss: {max(r['max_rss_kib'] for r in floors) / 1024:,.0f} MiB")
+    print(f"{source}_load_rate_median: {statistics.median(load_rates):,.0f} records/s")
+    print(f"{source}_load_peak_rss: {max(r['max_rss_kib'] for r in loads) / 1024:,.0f} MiB")
+    ratios = [load / fl for load, fl in zip(load_rates, floor_rates, strict=True)]
+    print(f"{source}_load_vs_floor: {statistics.median(ratios):.2f} x")
+    return floor
 
 
 def demo_wall() -> None:
