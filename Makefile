@@ -27,7 +27,8 @@ install: $(BIN)/.installed
 # with apt; otherwise those tests skip, naming the install command, and `make demo` says what to install.
 DEBIAN_PACKAGES := postgresql docker-compose libreoffice-calc-nogui chromium fonts-noto-cjk
 debian-packages:
-	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing Debian packages for the tests:" $$missing; \
