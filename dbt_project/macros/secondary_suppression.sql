@@ -231,8 +231,10 @@
         {#- Only the months an incremental run rebuilt can have changed: a relation between marts that all
             either ran incrementally (macros/incremental_window.sql) or did not run is swept from the first
             rebuilt month on; the older months were swept when they were last rebuilt and stay as they are
-            (every group of a relation lies inside one month). -#}
-        {%- if 'part_date' in rel and rel['parts'] not in rebuilt_whole and rel['total'] not in rebuilt_whole -%}
+            (every group of a relation lies inside one month). Without a run's results (`dbt run-operation
+            secondary_suppression` on a built warehouse) nothing is known about what was swept: every month. -#}
+        {%- if results is defined and results and 'part_date' in rel
+              and rel['parts'] not in rebuilt_whole and rel['total'] not in rebuilt_whole -%}
             {%- do rel.update({'since': reprocess_month_from()}) -%}
         {%- endif -%}
         {%- do relations.append(rel) -%}
