@@ -14,9 +14,9 @@ has looked at it, and a failed run leaves both exactly as they were (`ingest/war
 4. **load** — landing to the staged `raw.*`, replacing whole (source, date) partitions; quarantine with
    reasons; a replacement that moves a loaded day beyond the correction band is refused.
 5. **transform** — dbt (Cosmos watcher mode: one `dbt build`, one task per model) on the staged copy.
-6. **gate_raw** — Great Expectations on what staging parsed of the raw data (the `stg_*` views, so the
+6. **gate_raw** — Great Expectations on what staging parsed of the raw data (the `stg_*` tables, so the
    gates never read the payload's JSON a second way; the load audit): a critical failure stops the run
-   here. It runs after transform because the staging views exist only once dbt built them; that is still
+   here. It runs after transform because dbt builds the staging tables; that is still
    write-audit-publish, since dbt wrote only the staged copy and nothing is published before both gates.
 7. **gate_marts** — Great Expectations on the marts as of their date, and published days may move only
    within the correction band.
@@ -381,7 +381,7 @@ def xihu_friendly_daily():
     # the published-days audit's to judge).
     gate_marts = gate.override(task_id="gate_marts")("marts", staged["as_of"], run["run_key"])
     published = publish(staged["as_of"], run["run_key"], loads, staged["version"])
-    # gate_raw reads the staging views the transform builds (docstring, step 6): after it, before gate_marts.
+    # gate_raw reads the staging tables the transform builds (docstring, step 6): after it, before gate_marts.
     chain(landed, staged, loads, transform, gate_raw, gate_marts, published)
     published >> release(run["run_key"]).as_teardown(setups=staged)
 

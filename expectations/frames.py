@@ -111,8 +111,8 @@ _STAGED: dict[str, tuple[str, str, str]] = {
 
 
 def _staged(source: Source) -> Callable[[duckdb.DuckDBPyConnection, dt.date], pd.DataFrame]:
-    """A raw suite's frame: the business date's rows of the source's staging model (a view over the raw
-    table, built by the run's ``dbt build``; the raw gate runs after it, see the DAG's docstring)."""
+    """A raw suite's frame: the business date's rows of the source's staging model (parsed from the raw
+    table by the run's ``dbt build``; the raw gate runs after it, see the DAG's docstring)."""
     select, date_column, _ = _STAGED[source.kind]
     relation = f"staging.{source.staging}"
 
@@ -121,7 +121,7 @@ def _staged(source: Source) -> Callable[[duckdb.DuckDBPyConnection, dt.date], pd
         try:
             return con.execute(f"select {select} from {relation} where {date_column} = ?", [business_date]).df()
         except (duckdb.BinderException, duckdb.CatalogException) as error:
-            # the view's raw table or a column it reads is gone: name it instead of crashing the task
+            # a column it reads is gone (or, for a view, its raw table): name it instead of crashing the task
             raise FrameUnavailable(f"{relation}: {str(error).splitlines()[0]}") from error
 
     return frame

@@ -6,10 +6,10 @@ block. Every run writes one row per suite to ``audit.gate_results`` in the wareh
 ``duckdb_writer`` pool), keeps GX validation results under ``$XIHU_DATA_DIR/quality/validations`` and
 rebuilds the Data Docs site under ``$XIHU_DATA_DIR/quality/data_docs``.
 
-The raw stage validates what staging parsed of the raw tables (the ``stg_*`` views, one per source of the
+The raw stage validates what staging parsed of the raw tables (the ``stg_*`` models, one per source of the
 registry, ``expectations/frames.py``) and the load audit, so it needs a warehouse dbt has built: the DAG
 runs ``gate_raw`` after ``transform``, on the staged copy, before ``gate_marts`` and ``publish`` (its
-docstring, step 6). A staging view that is missing, or whose raw table is, fails its suite as critical.
+docstring, step 6). A staging model that is missing, or whose raw table is, fails its suite as critical.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def test_daily_dag_shape(parsed):
         assert name in tasks, f"missing task {name}"
     # The order of the stages: nothing publishes without both gates upstream of it.
     assert "gate_marts" in tasks["publish"]["upstream"]
-    # gate_raw reads the staging views dbt builds: after the transform (every dbt task upstream of it, the
+    # gate_raw reads the staging tables dbt builds: after the transform (every dbt task upstream of it, the
     # load before those), and before gate_marts.
     dbt_leaves = {t for t in tasks["gate_raw"]["upstream"] if t.startswith("transform.")}
     assert dbt_leaves and "load" not in tasks["gate_raw"]["upstream"]

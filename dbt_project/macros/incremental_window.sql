@@ -16,3 +16,21 @@
 {% macro incremental_months_marker() -%}
     /* xihu: rebuilt months only */
 {%- endmacro %}
+
+{#- Staging tables (models/staging) are built once a run, so that every test and every model downstream
+    reads parsed columns instead of re-parsing raw's JSON, and a run rebuilds only the raw partitions it
+    can have loaded: `column` >= reprocess_from(). The loader replaces whole (source, date) partitions, so
+    the rows of those dates are deleted first (a pre-hook) and built again from raw; older dates stay as
+    they were built. A first build or --full-refresh builds everything. -#}
+{% macro staging_delete_reprocessed(column) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ column }} >= {{ reprocess_from() }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The rows of raw a staging table rebuilds (see staging_delete_reprocessed): a where clause, or nothing. -#}
+{% macro staging_reprocessed_raw(column) -%}
+    {%- if is_incremental() -%}
+        where {{ column }} >= {{ reprocess_from() }}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,7 +1,8 @@
-{#- Tests of staging views read only the partitions a run can have changed.
+{#- Tests of staging tables read only the partitions a run can have changed.
 
-    Staging models are views over all of raw, so an unrestricted `unique` or `accepted_values` test
-    re-reads the whole history on every daily run (most of a run's test time at district scale). A test
+    Staging tables span all of raw, and a run rebuilds only the reprocess window of them
+    (macros/incremental_window.sql): an unrestricted `unique` or `accepted_values` test would re-read the
+    whole history on every daily run, to check rows tested when they were built. A test
     whose `where` config is the placeholder `__recent_partitions__` (set for every staging test in
     dbt_project.yml) checks only the rows whose partition column, named by the model's
     `meta.partition_column`, lies in the reprocess window: dates >= business_date - reprocess_days, the

@@ -7,21 +7,29 @@ conftest.build_station_files; the comments show the arithmetic.
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
 from datetime import timedelta
 
 import duckdb
 import pytest
 
+from ingest.settings import dbt_vars
 from tests.dbt.conftest import (
     CORE_MARTS,
     CST,
     HASHER,
     PHONES,
     REPORTING_DATE,
+    at,
+    build_station_files,
+    load_station_files,
     replace_order_partition,
     run_dbt_build,
     seed_units,
+    station_event,
 )
+from tests.warehouse_helpers import DBT, DBT_PROJECT, dbt_env, dbt_paths
 
 R = REPORTING_DATE
 
@@ -240,6 +248,44 @@ def test_no_rider_key_in_any_mart(built):
 
 
 # ------------------------------------------------------------------------------ incremental window
+def test_staging_rebuilds_the_window_and_keeps_an_older_files_copy_of_an_event(built_copy):
+    """stg_stations__events is rebuilt for files inside the reprocess window only, and an at-least-once
+    copy of an event whose first copy came in a file before the window stays that first copy."""
+    later = R + timedelta(days=3)  # its window, [R+1, R+3], leaves R's file out
+    with duckdb.connect(str(built_copy.path)) as con:
+        (first,) = con.execute("select payload::varchar from raw.station_events where record_id = 'in-2'").fetchone()
+        load_station_files(
+            con, {later: [json.loads(first), station_event("new-1", "NF-0001", at(later, 9), 1, "check_in")]}
+        )
+    done = subprocess.run(
+        [
+            str(DBT),
+            "run",
+            *dbt_paths(built_copy.data_dir),
+            "--vars",
+            json.dumps(dbt_vars(business_date=later.isoformat())),
+            "--select",
+            "stg_stations__events",
+        ],
+        cwd=DBT_PROJECT,
+        env=dbt_env(built_copy.data_dir),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    kept = built_copy.query(
+        "select event_id, file_date from staging.stg_stations__events where event_id in ('in-1', 'in-2', 'new-1')"
+        " order by event_id"
+    )
+    # in-1's copy in R+1's file (inside the window) is a repeat of R's too (conftest.build_station_files).
+    assert kept == [("in-1", R), ("in-2", R), ("new-1", later)]
+    # R's file, before the window, was not rebuilt: every one of its events is still there once.
+    assert built_copy.query(
+        "select count(*), count(distinct event_id) from staging.stg_stations__events where file_date = ?", [R]
+    ) == [(len(build_station_files()[R]), len(build_station_files()[R]))]
+
+
 def test_incremental_rebuild_takes_late_corrections_inside_the_window_only(built_copy):
     corrected = {
         # D-1: a late correction the next run must pick up (inside reprocess_days).

@@ -81,6 +81,7 @@ def raw_orders(con: duckdb.DuckDBPyConnection, day: date) -> dict[str, str]:
 @dataclass
 class Snapshot:
     marts: dict[str, tuple[list[str], list[tuple]]]
+    staging: dict[str, tuple[list[str], list[tuple]]]
     orders: tuple[list[str], list[tuple]]
     raw_changed_day: dict[str, str]
 
@@ -90,11 +91,12 @@ def snapshot(path: Path) -> Snapshot:
         # fetch_id says which landing a row came from: every order of a re-landed day gets a new one.
         cur = con.execute("select * exclude (fetch_id) from intermediate.int_orders_matched")
         orders = ([d[0] for d in cur.description], cur.fetchall())
-        return Snapshot(table_rows(con, "marts"), orders, raw_orders(con, CHANGED))
+        return Snapshot(table_rows(con, "marts"), table_rows(con, "staging"), orders, raw_orders(con, CHANGED))
 
 
-def full_refresh_marts(warehouse: Path, data_dir: Path, day: date) -> dict[str, tuple[list[str], list[tuple]]]:
-    """The marts of a ``dbt build --full-refresh`` for ``day`` over a copy of ``warehouse``'s loaded data."""
+def full_refresh(warehouse: Path, data_dir: Path, day: date) -> dict[str, dict[str, tuple[list[str], list[tuple]]]]:
+    """The marts and staging tables of a ``dbt build --full-refresh`` for ``day`` over a copy of
+    ``warehouse``'s loaded data, by schema."""
     (data_dir / "warehouse").mkdir(parents=True)
     for suffix in ("", ".wal"):
         if Path(str(warehouse) + suffix).exists():
@@ -110,7 +112,7 @@ def full_refresh_marts(warehouse: Path, data_dir: Path, day: date) -> dict[str, 
         "unit_test",
     )
     with duckdb.connect(str(warehouse_path(data_dir)), read_only=True) as con:
-        return table_rows(con, "marts")
+        return {schema: table_rows(con, schema) for schema in ("marts", "staging")}
 
 
 @dataclass
@@ -119,8 +121,8 @@ class DailyRun:
     after: Snapshot
     timings: dict[str, float]
     # The same loaded data built once with --full-refresh: after the daily runs, and after the re-run.
-    before_full: dict[str, tuple[list[str], list[tuple]]]
-    after_full: dict[str, tuple[list[str], list[tuple]]]
+    before_full: dict[str, dict[str, tuple[list[str], list[tuple]]]]
+    after_full: dict[str, dict[str, tuple[list[str], list[tuple]]]]
 
 
 @pytest.fixture(scope="module")
@@ -149,14 +151,14 @@ def daily(tmp_path_factory) -> DailyRun:
     warehouse = warehouse_path(data_dir)
     before = snapshot(warehouse)
     t0 = time.perf_counter()
-    before_full = full_refresh_marts(warehouse, tmp_path_factory.mktemp("full_before"), DATES[-1])
+    before_full = full_refresh(warehouse, tmp_path_factory.mktemp("full_before"), DATES[-1])
     timings["full_refresh_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     rerun = {"business_date": CHANGED.isoformat(), "folders": [str(f) for f in corrected.values()]}
     run_days(data_dir, [rerun])
     timings["rerun_s"] = time.perf_counter() - t0
     after = snapshot(warehouse)
-    after_full = full_refresh_marts(warehouse, tmp_path_factory.mktemp("full_after"), CHANGED)
+    after_full = full_refresh(warehouse, tmp_path_factory.mktemp("full_after"), CHANGED)
     print("incremental: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     return DailyRun(before, after, timings, before_full, after_full)
 
@@ -183,7 +185,7 @@ def test_every_mart_equals_a_full_refresh_of_the_same_loaded_data(daily, state):
     """Day by day incremental builds (and the re-run of an older day) leave every mart, row for row, as
     one --full-refresh build of the same raw data does: secondary suppression and row status included."""
     incremental = daily.before.marts if state == "daily runs" else daily.after.marts
-    full = daily.before_full if state == "daily runs" else daily.after_full
+    full = (daily.before_full if state == "daily runs" else daily.after_full)["marts"]
     assert incremental.keys() == full.keys()
     assert {
         "unit_access_daily",
@@ -197,6 +199,22 @@ def test_every_mart_equals_a_full_refresh_of_the_same_loaded_data(daily, state):
         mart: _differences(incremental[mart], full[mart])
         for mart in incremental
         if content_hash(*incremental[mart]) != content_hash(*full[mart])
+    }
+    assert not differing, differing
+
+
+@pytest.mark.parametrize("state", ["daily runs", "correction re-run"])
+def test_every_staging_table_equals_a_full_refresh_of_the_same_loaded_data(daily, state):
+    """Staging rebuilt day by day over the reprocess window only holds, row for row, what parsing all of
+    raw at once gives: the latest load of each order, the first file's copy of each station event."""
+    incremental = daily.before.staging if state == "daily runs" else daily.after.staging
+    full = (daily.before_full if state == "daily runs" else daily.after_full)["staging"]
+    assert incremental.keys() == full.keys()
+    assert {f"stg_{s}__orders" for s in ORDER_SOURCES} | {"stg_stations__events"} <= incremental.keys()
+    differing = {
+        table: _differences(incremental[table], full[table])
+        for table in incremental
+        if content_hash(*incremental[table]) != content_hash(*full[table])
     }
     assert not differing, differing
 

@@ -1,5 +1,5 @@
 """A small warehouse of good data: 8 days of every raw table of the raw contract (docs/internals.md), the
-staging views over them (built by dbt: the raw gate reads them), the load audit, the seeds (the committed
+staging models over them (dbt's SQL, as views: the raw gate reads them), the load audit, the seeds (the committed
 registry CSVs), the intermediate models the marts gate reads, and every mart with every column its dbt YAML
 documents. Tests break one rule at a time with plain SQL."""
 
@@ -155,8 +155,9 @@ def build_warehouse(path: Path, day: dt.date = DAY) -> Path:
 
 
 def _build_staging(path: Path) -> None:
-    """The staging views, built by dbt itself over the raw tables above (the raw gate reads them): a test
-    that breaks a raw payload breaks what staging parses of it, as in a run."""
+    """The staging models, built by dbt itself over the raw tables above (the raw gate reads them), then
+    turned into views of the same compiled SQL: dbt builds staging as tables once a run, and a test that
+    breaks a raw payload with plain SQL must see it parsed as the next run's build would parse it."""
     out = path.parent / "dbt"
     env = {**os.environ, "XIHU_DBT_WAREHOUSE": str(path), "XIHU_DATA_DIR": str(out), "DO_NOT_TRACK": "1"}
     done = subprocess.run(
@@ -182,6 +183,13 @@ def _build_staging(path: Path) -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # A first build compiles without the incremental filters: each file is the model's whole SQL.
+    compiled = sorted((out / "target" / "compiled" / "xihu" / "models" / "staging").rglob("*.sql"))
+    assert compiled, "dbt compiled no staging model"
+    with duckdb.connect(str(path)) as con:
+        for sql in compiled:
+            con.execute(f"drop table staging.{sql.stem}")
+            con.execute(f"create view staging.{sql.stem} as {sql.read_text()}")
 
 
 def _build_ledger(con: duckdb.DuckDBPyConnection) -> None:
@@ -522,7 +530,7 @@ def data_dir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def warehouse_template(tmp_path_factory) -> Path:
-    """Built once per session (about 20 s, most of it dbt building the staging views); each test gets
+    """Built once per session (about 20 s, most of it dbt building the staging models); each test gets
     its own copy to break."""
     return build_warehouse(tmp_path_factory.mktemp("template") / "xihu.duckdb")
 

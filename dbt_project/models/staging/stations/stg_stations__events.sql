@@ -1,13 +1,30 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ staging_delete_reprocessed('file_date') }}",
+    )
+}}
+
 with
 
 source as (
 
-    select * from {{ source('raw', 'station_events') }}
+    select events.* from {{ source('raw', 'station_events') }} as events
+    {{ staging_reprocessed_raw('business_date') }}
+    {%- if is_incremental() %}
+        -- An event already kept from an older file stays that copy (the older files did not change).
+        and not exists (
+            select 1 from {{ this }} as kept
+            where kept.file_date < {{ reprocess_from() }} and kept.event_id = events.record_id
+        )
+    {%- endif %}
     -- Delivery is at-least-once and a late event can come in the next day's file: keep one copy per
     -- event_id across files, the first file that brought it.
     qualify row_number() over (
-            partition by record_id
-            order by business_date, loaded_at, fetch_id, record_no
+            partition by events.record_id
+            order by events.business_date, events.loaded_at, events.fetch_id, events.record_no
         ) = 1
 
 ),
