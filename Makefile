@@ -13,11 +13,13 @@ MANIFEST    := dbt_project/target/manifest.json
 
 .PHONY: install debian-packages demo ui test test-deploy test-faults lint bench shell docs-marts clean
 
+# -qq: pip's errors, not the warnings a machine's pip.conf may add.
 $(BIN)/.installed: requirements.lock
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet uv==0.13.9
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
-	touch $@
+	@echo "installing the Python environment: $(VENV) from requirements.lock"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -qq uv==0.13.9
+	@$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	@touch $@
 
 install: $(BIN)/.installed
 
@@ -32,7 +34,8 @@ debian-packages:
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing Debian packages for the tests:" $$missing; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  out=$$( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $$missing) 2>&1 ) || { echo "$$out"; exit 1; }; \
 	else \
 	  echo "not root with apt: the tests that need" $$missing "skip (apt-get install -y" $$missing")"; \
 	fi
