@@ -7,12 +7,15 @@ tests/integration/daily_builds.py (dbt's Python API in a child process).
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+from datetime import date
 from pathlib import Path
 
 import duckdb
 
-from ingest.settings import TELEMETRY_OFF
+from ingest.settings import TELEMETRY_OFF, dbt_vars
 
 ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT = ROOT / "dbt_project"
@@ -36,6 +39,23 @@ def dbt_paths(data_dir: Path) -> list[str]:
 def dbt_env(data_dir: Path) -> dict[str, str]:
     """The process environment of a dbt run against ``data_dir``'s warehouse, telemetry off."""
     return {**os.environ, **TELEMETRY_OFF, "XIHU_DATA_DIR": str(data_dir)}
+
+
+def run_dbt(data_dir: Path, command: str, business_date: date, *extra: str, **run_vars) -> str:
+    """One dbt command (``"build"``, ``"source freshness"``) in a subprocess for ``business_date``, with
+    ``run_vars`` as further dbt vars; returns its output, raises on failure."""
+    cmd = [
+        str(DBT),
+        *command.split(),
+        *dbt_paths(data_dir),
+        "--vars",
+        json.dumps(dbt_vars(business_date=business_date.isoformat(), **run_vars)),
+        *extra,
+    ]
+    result = subprocess.run(cmd, cwd=DBT_PROJECT, env=dbt_env(data_dir), capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise AssertionError(f"dbt {command} failed:\n{result.stdout[-8000:]}\n{result.stderr[-2000:]}")
+    return result.stdout
 
 
 def warehouse_path(data_dir: Path) -> Path:

@@ -17,20 +17,27 @@
     /* xihu: rebuilt months only */
 {%- endmacro %}
 
-{#- Staging tables (models/staging) are built once a run, so that every test and every model downstream
-    reads parsed columns instead of re-parsing raw's JSON, and a run rebuilds only the raw partitions it
-    can have loaded: `column` >= reprocess_from(). The loader replaces whole (source, date) partitions, so
-    the rows of those dates are deleted first (a pre-hook) and built again from raw; older dates stay as
-    they were built. A first build or --full-refresh builds everything. -#}
-{% macro staging_delete_reprocessed(column) -%}
-    {%- if is_incremental() -%}
-        delete from {{ this }} where {{ column }} >= {{ reprocess_from() }}
+{#- Staging tables (models/staging, configured in dbt_project.yml) are built once a run, so that every
+    test and every model downstream reads parsed columns instead of re-parsing raw's JSON, and a run
+    rebuilds only the raw partitions it can have loaded. The loader replaces whole (source, date)
+    partitions, so the pre-hook deletes the rows whose `meta.partition_column` (the staging column that
+    holds raw's business_date, as the model's YAML names it) is >= reprocess_from(), and the model parses
+    those dates again from raw (staging_reprocessed_raw); older dates stay as they were built. A first
+    build or --full-refresh builds everything; a model without that meta is rebuilt whole. -#}
+{% macro staging_delete_reprocessed() -%}
+    {#- at parse time config.get answers '' for everything: the hook is only read at run time -#}
+    {%- if execute and is_incremental() -%}
+        {%- set column = (config.get('meta') or {}).get('partition_column') -%}
+        {%- if column -%}
+            delete from {{ this }} where {{ column }} >= {{ reprocess_from() }}
+        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 
-{#- The rows of raw a staging table rebuilds (see staging_delete_reprocessed): a where clause, or nothing. -#}
-{% macro staging_reprocessed_raw(column) -%}
+{#- The raw partitions a staging table rebuilds (see staging_delete_reprocessed): a where clause on raw's
+    business_date, or nothing on a first build. -#}
+{% macro staging_reprocessed_raw() -%}
     {%- if is_incremental() -%}
-        where {{ column }} >= {{ reprocess_from() }}
+        where business_date >= {{ reprocess_from() }}
     {%- endif -%}
 {%- endmacro %}

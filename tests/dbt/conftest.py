@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -24,10 +23,9 @@ import pytest
 
 from ingest.landing import PLATFORMS, past_correction_window
 from ingest.pii import PiiHasher
-from ingest.settings import dbt_vars
 from sandbox import sf as sandbox_sf
 from sandbox.encode import ENCODERS
-from tests.warehouse_helpers import DBT, DBT_PROJECT, WarehouseQueries, dbt_env, dbt_paths, warehouse_path
+from tests.warehouse_helpers import DBT_PROJECT, WarehouseQueries, run_dbt, warehouse_path
 
 CST = timezone(timedelta(hours=8))
 
@@ -491,8 +489,9 @@ def load_station_files(con: duckdb.DuckDBPyConnection, files: dict[date, list[di
 
 
 # ------------------------------------------------------------------------------------------ dbt
-def run_dbt_build(data_dir: Path, business_date: date, *extra: str) -> subprocess.CompletedProcess:
-    """`dbt build` of the core marts and their parents against data_dir's warehouse (own target/log paths)."""
+def run_dbt_build(data_dir: Path, business_date: date, *extra: str) -> str:
+    """`dbt build` of the core marts and their parents against data_dir's warehouse (own target/log paths);
+    returns its output."""
     # The dims only the marts' relationships tests read are named too; "cautious" keeps out the tests of
     # other marts (another engineer's) that merely point at a selected model.
     select = [f"+{mart}" for mart in CORE_MARTS] + [
@@ -501,22 +500,7 @@ def run_dbt_build(data_dir: Path, business_date: date, *extra: str) -> subproces
         "+dim_units",
         "+dim_volunteer_teams",
     ]
-    cmd = [
-        str(DBT),
-        "build",
-        *dbt_paths(data_dir),
-        "--vars",
-        json.dumps(dbt_vars(business_date=business_date.isoformat())),
-        "--select",
-        *select,
-        "--indirect-selection",
-        "cautious",
-        *extra,
-    ]
-    result = subprocess.run(cmd, cwd=DBT_PROJECT, env=dbt_env(data_dir), capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise AssertionError(f"dbt build failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
-    return result
+    return run_dbt(data_dir, "build", business_date, "--select", *select, "--indirect-selection", "cautious", *extra)
 
 
 @dataclass
@@ -571,8 +555,7 @@ def built(tmp_path_factory) -> BuiltWarehouse:
     scenario = choose_scenario()
     orders = build_orders(scenario)
     write_raw_warehouse(data_dir, scenario, orders)
-    result = run_dbt_build(data_dir, REPORTING_DATE)
-    return BuiltWarehouse(data_dir, scenario, orders, result.stdout)
+    return BuiltWarehouse(data_dir, scenario, orders, run_dbt_build(data_dir, REPORTING_DATE))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from ingest.registry import REGISTRY, SOURCES
-from tests.dbt.conftest import DBT, DBT_PROJECT
+from tests.warehouse_helpers import DBT, DBT_PROJECT
 
 # The sources measured for drift (their registry entry lists contract fields) and their staging models.
 STAGING = {s.name: s.staging for s in REGISTRY if s.known}

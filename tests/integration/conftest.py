@@ -19,8 +19,6 @@ thinnest, a construction site, has 23).
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,11 +30,10 @@ import pytest
 from ingest.clients import fetch
 from ingest.load import load_many
 from ingest.pii import PiiHasher
-from ingest.settings import dbt_vars
 from sandbox.server import SandboxHandle, start_sandbox
 from sandbox.world import World
 from tests.sandbox_conns import sandbox_conn
-from tests.warehouse_helpers import DBT, DBT_PROJECT, WarehouseQueries, dbt_env, dbt_paths, warehouse_path
+from tests.warehouse_helpers import WarehouseQueries, run_dbt, warehouse_path
 
 SEED, SCALE = 7, 0.02
 SOURCES = ("meituan", "eleme", "sf", "shansong", "union_members", "union_orgs", "stations")
@@ -76,23 +73,6 @@ def fetch_landing(
 
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
         return dict(zip(jobs, pool.map(one, jobs), strict=True))
-
-
-def run_dbt(data_dir: Path, command: str, business_date: date, *extra: str, **run_vars) -> str:
-    """One dbt command (``"build"``, ``"source freshness"``) in a subprocess for ``business_date``, with
-    ``run_vars`` as further dbt vars; returns its output, raises on failure."""
-    cmd = [
-        str(DBT),
-        *command.split(),
-        *dbt_paths(data_dir),
-        "--vars",
-        json.dumps(dbt_vars(business_date=business_date.isoformat(), **run_vars)),
-        *extra,
-    ]
-    result = subprocess.run(cmd, cwd=DBT_PROJECT, env=dbt_env(data_dir), capture_output=True, text=True, timeout=900)
-    if result.returncode != 0:
-        raise AssertionError(f"dbt {command} failed:\n{result.stdout[-8000:]}\n{result.stderr[-2000:]}")
-    return result.stdout
 
 
 @dataclass

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from ops.bi_extract import EXTRACT_TABLES
-from tests.integration.conftest import run_dbt
+from tests.warehouse_helpers import run_dbt
 
 pytestmark = pytest.mark.slow  # builds the sandbox district (minutes)
 

@@ -16,8 +16,8 @@ import shutil
 import duckdb
 import pytest
 
-from tests.integration.conftest import run_dbt
 from tests.integration.differencing import recoverable
+from tests.warehouse_helpers import run_dbt
 
 pytestmark = pytest.mark.slow  # builds the sandbox district (minutes)
 

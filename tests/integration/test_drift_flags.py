@@ -12,7 +12,8 @@ import pytest
 
 from ingest.load import load_many
 from sandbox.server import start_sandbox
-from tests.integration.conftest import SCALE, SEED, SETTLED_CLOCK, SOURCES, Warehouse, fetch_landing, run_dbt
+from tests.integration.conftest import SCALE, SEED, SETTLED_CLOCK, SOURCES, Warehouse, fetch_landing
+from tests.warehouse_helpers import run_dbt
 
 DRIFT_DAY = date(2026, 11, 28)  # a Saturday
 ORDINARY = [DRIFT_DAY - timedelta(days=n) for n in range(16, 0, -1)]

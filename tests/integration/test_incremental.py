@@ -29,8 +29,8 @@ import duckdb
 import pytest
 
 from sandbox.server import start_sandbox
-from tests.integration.conftest import SETTLED_CLOCK, SOURCES, TZ_SHANGHAI, date_range, fetch_landing, run_dbt
-from tests.warehouse_helpers import ROOT, dbt_env, warehouse_path
+from tests.integration.conftest import SETTLED_CLOCK, SOURCES, TZ_SHANGHAI, date_range, fetch_landing
+from tests.warehouse_helpers import ROOT, dbt_env, run_dbt, warehouse_path
 
 pytestmark = pytest.mark.slow  # builds the sandbox district (minutes)
 

@@ -289,7 +289,7 @@ def test_one_k_reaches_dbt_and_the_gate(district, tmp_path, monkeypatch):
     import shutil
 
     from expectations.gate import run_gate
-    from tests.integration.conftest import run_dbt
+    from tests.warehouse_helpers import run_dbt
 
     day = district.reporting_date
     monkeypatch.setenv("XIHU_DATA_DIR", str(district.data_dir))

@@ -1,18 +1,9 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ staging_delete_reprocessed('business_date') }}",
-    )
-}}
-
 with
 
 source as (
 
     select * from {{ source('raw', 'meituan_orders') }}
-    {{ staging_reprocessed_raw('business_date') }}
+    {{ staging_reprocessed_raw() }}
     -- An order is placed on one business date, so (business_date, order id) is the platform's order key;
     -- partitioning by the date lets a filtered read skip other dates. The latest load wins.
     qualify row_number() over (

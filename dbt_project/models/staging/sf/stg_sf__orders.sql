@@ -1,12 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ staging_delete_reprocessed('business_date') }}",
-    )
-}}
-
 with
 
 source as (
@@ -17,7 +8,7 @@ source as (
         cast(json_extract(payload, '$.user_lat') as double) as raw_lat,
         cast(json_extract(payload, '$.lbs_type') as integer) as lbs_type
     from {{ source('raw', 'sf_orders') }}
-    {{ staging_reprocessed_raw('business_date') }}
+    {{ staging_reprocessed_raw() }}
     -- One order is placed on one business date; the latest load of it wins.
     qualify row_number() over (
             partition by business_date, record_id

@@ -1,12 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ staging_delete_reprocessed('business_date') }}",
-    )
-}}
-
 with
 
 source as (
@@ -17,7 +8,7 @@ source as (
             json_extract(payload, '$.statusChangeLog') as struct(status integer, time varchar)[]
         ) as status_log
     from {{ source('raw', 'shansong_orders') }}
-    {{ staging_reprocessed_raw('business_date') }}
+    {{ staging_reprocessed_raw() }}
     -- One order is placed on one business date; the latest load of it wins.
     qualify row_number() over (
             partition by business_date, record_id

@@ -1,18 +1,9 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ staging_delete_reprocessed('file_date') }}",
-    )
-}}
-
 with
 
 source as (
 
     select events.* from {{ source('raw', 'station_events') }} as events
-    {{ staging_reprocessed_raw('business_date') }}
+    {{ staging_reprocessed_raw() }}
     {%- if is_incremental() %}
         -- An event already kept from an older file stays that copy (the older files did not change).
         and not exists (
