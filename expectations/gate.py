@@ -9,7 +9,7 @@ rebuilds the Data Docs site under ``$XIHU_DATA_DIR/quality/data_docs``.
 The raw stage validates what staging parsed of the raw tables (the ``stg_*`` models, one per source of the
 registry, ``expectations/frames.py``) and the load audit, so it needs a warehouse dbt has built: the DAG
 runs ``gate_raw`` after ``transform``, on the staged copy, before ``gate_marts`` and ``publish`` (its
-docstring, step 6). A staging model that is missing, or whose raw table is, fails its suite as critical.
+docstring, step 6). A staging model that is missing, or lacks a column the suite reads, fails its suite as critical.
 """
 
 from __future__ import annotations
