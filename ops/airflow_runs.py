@@ -3,9 +3,10 @@
 `airflow dags test` (how `make demo` and the tests run the DAG) runs every task in one process and writes
 their logs to its standard output, not to the task log files the Airflow UI reads. :func:`write_task_logs`
 cuts that output at its ``[DAG TEST] starting`` / ``end task`` lines into one file per task attempt, at the
-path of Airflow's default ``log_filename_template``, so `make ui` opens them. :func:`task_lines` is the
-demo's one line per task: state, seconds and what it moved, from the metadata database (task instances and
-the tasks' returned values), read-only.
+path of Airflow's default ``log_filename_template``, so `make ui` opens them. :func:`task_summary` is each task's
+state, seconds and what it moved, from the metadata database (task instances and the tasks' returned
+values), read-only; :func:`task_lines` prints it as the demo's one line per task, and `make bench` takes
+its seconds.
 """
 
 from __future__ import annotations
@@ -98,9 +99,9 @@ def _what(task: str, returned, count: int) -> str:
     return ""
 
 
-def task_lines(airflow_home: Path, dag_id: str, run_id: str) -> list[str]:
-    """One line per task of the run (a mapped task and a task group as one): state, wall seconds from
-    its first start to its last end, and what it moved."""
+def task_summary(airflow_home: Path, dag_id: str, run_id: str) -> list[tuple[str, str, float, str]]:
+    """Per task of the run in pipeline order (a mapped task and a task group as one): its name, state, wall
+    seconds from its first start to its last end, and what it moved."""
     with _db(airflow_home) as con:
         rows = con.execute(
             "select task_id, state, start_date, end_date from task_instance where dag_id = ? and run_id = ?",
@@ -109,7 +110,7 @@ def task_lines(airflow_home: Path, dag_id: str, run_id: str) -> list[str]:
         grouped: dict[str, list] = defaultdict(list)
         for task_id, state, start, end in rows:
             grouped[task_id.split(".", 1)[0]].append((state, start, end))
-        lines = []
+        summary = []
         for task in sorted(grouped, key=lambda t: _ORDER.index(t) if t in _ORDER else len(_ORDER)):
             instances = grouped[task]
             states = {s for s, _, _ in instances}
@@ -117,6 +118,13 @@ def task_lines(airflow_home: Path, dag_id: str, run_id: str) -> list[str]:
             starts = [s for _, s, _ in instances if s]
             ends = [e for _, _, e in instances if e]
             seconds = _seconds(min(starts, default=None), max(ends, default=None))
-            what = _what(task, _returned(con, dag_id, run_id, task), len(instances))
-            lines.append(f"   {task:<11} {state:<8} {seconds:>6.1f} s  {what}".rstrip())
-    return lines
+            summary.append((task, state, seconds, _what(task, _returned(con, dag_id, run_id, task), len(instances))))
+    return summary
+
+
+def task_lines(airflow_home: Path, dag_id: str, run_id: str) -> list[str]:
+    """The demo's one line per task of the run (:func:`task_summary`)."""
+    return [
+        f"   {task:<11} {state:<8} {seconds:>6.1f} s  {what}".rstrip()
+        for task, state, seconds, what in task_summary(airflow_home, dag_id, run_id)
+    ]

@@ -1,4 +1,4 @@
-"""`make bench`: ingest throughput and memory at district scale, against the sandbox on 127.0.0.1.
+"""`make bench`: ingest, load, a daily run and dbt at district scale, against the sandbox on 127.0.0.1.
 
 For each platform: fetch one district day (scale 1) into a fresh landing folder, in its own child process
 so that its peak RSS is its own, REPEATS times; print the median records/s and the peak RSS. Then, for
@@ -6,9 +6,15 @@ each landing in turn, the DuckDB floor (one `read_json` of the same landed pages
 what reading those bytes costs at best) and the load of the landing into a fresh `raw` with the quarantine
 rules (`ingest.load.load_partition`), each in its own child process: their medians, their peak RSS, and
 the median of the load/floor ratios taken run by run (floor and load interleaved, so that the machine's
-drift moves both). Last, `make demo` itself (70 days of history in one run, then three daily runs, into a
-temporary data root): its wall time. One figure a line, `name: value unit`. Figures, not assertions: these
-machines are shared and noisy. ``--landing-root`` loads landings fetched before (no fetch, no ingest lines).
+drift moves both). Then district days end to end: REPEATS consecutive daily runs of the DAG under `airflow
+dags test` at the same scale into a fresh data root (the first one on an empty warehouse, as a new
+deployment's first night): the median wall time of a run, of each task (a mapped task and a task group as
+one, from Airflow's metadata), the largest child's peak RSS; then `dbt build` alone, as the transform runs
+it, REPEATS times on copies of the warehouse the last run published (each with its own target folder, so
+dbt parses fully, as in a Cosmos task). Last, `make demo` itself (70 days of history in one run, then three
+daily runs, into a temporary data root): its wall time. One figure a line, `name: value unit`. Figures,
+not assertions: these machines are shared and noisy. ``--landing-root`` loads landings fetched before (no
+fetch, no ingest lines).
 """
 
 from __future__ import annotations
@@ -17,17 +23,21 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
 from ingest.registry import ORDER_PLATFORMS, SOURCES
-from ops.demo import sandbox
-from ops.localenv import DEMO_PII_KEY
+from ingest.settings import dbt_vars
+from ops import airflow_runs
+from ops.demo import DAG_ID, last_complete_dates, run_day, sandbox
+from ops.localenv import DEMO_PII_KEY, PROJECT_ROOT, VENV_BIN, embedded_env, init_airflow
 from sandbox.credentials import CONNECTIONS
 
 PLATFORMS = ORDER_PLATFORMS
@@ -119,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--day", type=date.fromisoformat, default=date(2026, 11, 27))
     parser.add_argument("--no-demo", action="store_true", help="skip timing `make demo` (minutes)")
     parser.add_argument(
+        "--no-district-days", action="store_true", help="skip the daily runs through Airflow and `dbt build`"
+    )
+    parser.add_argument(
         "--landing-root",
         type=Path,
         help="measure only the floor and the load, on <root>/<platform>/<day>/<fetch_id>/ landed before",
@@ -150,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                     floor = floor_and_load(source, [Path(r["folder"]) for r in runs], root)
                     print(f"{source}_ingest_vs_floor: {statistics.median(rates) / floor:.2f} x")
     print(f"bench_peak_rss_self: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
+    if not args.no_district_days:
+        district_days(args.scale, args.repeats)
     if not args.no_demo:
         demo_wall()
     return 0
@@ -171,6 +186,64 @@ def floor_and_load(source: str, folders: list[Path], root: Path) -> float:
     ratios = [load / fl for load, fl in zip(load_rates, floor_rates, strict=True)]
     print(f"{source}_load_vs_floor: {statistics.median(ratios):.2f} x")
     return floor
+
+
+def district_days(scale: float, repeats: int) -> None:
+    """``repeats`` consecutive daily runs through `airflow dags test` at ``scale``, then ``repeats`` `dbt
+    build`s of the last date on copies of the warehouse it published: medians, per task, peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="xihu-bench-days-") as tmp:
+        data_dir = Path(tmp)
+        output = data_dir / "airflow-output.log"
+        walls, tasks, failed = [], defaultdict(list), 0
+        days = last_complete_dates(repeats)
+        with sandbox(7, scale) as base_url:
+            env = embedded_env(data_dir, base_url)
+            init_airflow(env)
+            for day in days:
+                start = time.monotonic()
+                failed += not run_day(env, day, output)
+                walls.append(time.monotonic() - start)
+                run_id = airflow_runs.newest_run_id(Path(env["AIRFLOW_HOME"]), DAG_ID)
+                for task, _, seconds, _ in airflow_runs.task_summary(Path(env["AIRFLOW_HOME"]), DAG_ID, run_id):
+                    tasks[task].append(seconds)
+        print(f"district_day_wall_median: {statistics.median(walls):,.1f} s (airflow dags test, {len(days)} dates)")
+        print(f"district_day_failed_runs: {failed}")
+        if failed:  # the data root goes with the bench: Airflow's last words go to stderr
+            print("".join(output.read_text().splitlines(keepends=True)[-60:]), file=sys.stderr)
+        for task, seconds in tasks.items():
+            print(f"district_day_task_{task}_median: {statistics.median(seconds):,.1f} s")
+        print(
+            f"district_day_peak_rss_largest_child: "
+            f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:,.0f} MiB"
+        )
+        builds = [dbt_build(data_dir, days[-1], i) for i in range(repeats)]
+        print(f"dbt_build_median: {statistics.median(builds):,.1f} s (one daily date, {len(days)} dates loaded)")
+
+
+def dbt_build(data_dir: Path, day: date, i: int) -> float:
+    """`dbt build` of ``day`` (as the transform runs it) on a copy of ``data_dir``'s warehouse: seconds."""
+    copy = data_dir / f"dbt-build-{i}.duckdb"
+    shutil.copyfile(data_dir / "warehouse" / "xihu.duckdb", copy)
+    dbt_args = ["--vars", json.dumps(dbt_vars(business_date=day.isoformat(), loaded_from=day.isoformat()))]
+    start = time.monotonic()
+    subprocess.run(
+        [
+            str(VENV_BIN / "dbt"),
+            "build",
+            "--profiles-dir",
+            ".",
+            "--target-path",
+            str(data_dir / f"target-{i}"),
+            *dbt_args,
+        ],
+        cwd=PROJECT_ROOT / "dbt_project",
+        env={**embedded_env(data_dir), "XIHU_DBT_WAREHOUSE": str(copy)},
+        check=True,
+        capture_output=True,
+    )
+    seconds = time.monotonic() - start
+    copy.unlink()
+    return seconds
 
 
 def demo_wall() -> None:
