@@ -18,9 +18,8 @@
     {%- do return(fields) -%}
 {%- endmacro %}
 
-{#- SQL: the sorted list of the fields of `payload` outside `known` (top-level keys, and the keys of each
-    object that `known` lists children of, as `parent.child`); empty when there are none. -#}
-{% macro unknown_fields(payload, known) -%}
+{#- `known` split into its top-level fields and, per object whose children it lists, those children. -#}
+{% macro split_fields(known) -%}
     {%- set top = [] -%}
     {%- set children = {} -%}
     {%- for field in known -%}
@@ -28,26 +27,45 @@
         {%- if parts[0] not in top %}{% do top.append(parts[0]) %}{% endif -%}
         {%- if parts | length > 1 %}{% do children.setdefault(parts[0], []).append(parts[1]) %}{% endif -%}
     {%- endfor -%}
+    {%- do return({'top': top, 'children': children}) -%}
+{%- endmacro %}
+
+{#- SQL select-list: the keys of `payload` that unknown_fields and missing_fields read, parsed once a record:
+    `field_keys` (its top-level keys) and `field_keys__<parent>` (the keys of each object `known` lists
+    children of; empty when it is absent, null or not an object). One parse for every field, where a
+    json_exists per field parsed a meituan payload 14 times (make bench: int_source_field_drift 4.3 s of a
+    24 s scale-1 build). -#}
+{% macro field_key_columns(payload, known) -%}
+    json_keys({{ payload }}) as field_keys
+    {%- for parent in split_fields(known).children %},
+    coalesce(json_keys({{ payload }}, '$.{{ parent }}'), []) as field_keys__{{ parent }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- SQL: the sorted list of the fields outside `known` (top-level keys, and the keys of each object that
+    `known` lists children of, as `parent.child`), from field_key_columns; empty when there are none. -#}
+{% macro unknown_fields(known) -%}
+    {%- set split = split_fields(known) -%}
     list_sort(flatten([
-        list_filter(json_keys({{ payload }}), lambda k: not list_contains(['{{ top | join("', '") }}'], k))
-        {%- for parent, keys in children.items() %},
+        list_filter(field_keys, lambda k: not list_contains(['{{ split.top | join("', '") }}'], k))
+        {%- for parent, keys in split.children.items() %},
         list_transform(
-            list_filter(
-                coalesce(json_keys({{ payload }}, '$.{{ parent }}'), []),
-                lambda k: not list_contains(['{{ keys | join("', '") }}'], k)
-            ),
+            list_filter(field_keys__{{ parent }}, lambda k: not list_contains(['{{ keys | join("', '") }}'], k)),
             lambda k: '{{ parent }}.' || k
         )
         {%- endfor %}
     ]))
 {%- endmacro %}
 
-{#- SQL: the list of the `fields` absent from `payload` (a field present with a JSON null is not absent). -#}
-{% macro missing_fields(payload, fields) -%}
+{#- SQL: the list of the `fields` absent from the record (a field present with a JSON null is not absent),
+    from field_key_columns. -#}
+{% macro missing_fields(fields) -%}
     {%- if fields -%}
         list_filter([
             {%- for field in fields %}
-                case when not json_exists({{ payload }}, '$.{{ field }}') then '{{ field }}' end
+                {%- set parts = field.split('.', 1) %}
+                {%- set keys = 'field_keys__' ~ parts[0] if parts | length > 1 else 'field_keys' %}
+                case when not list_contains({{ keys }}, '{{ parts[-1] }}') then '{{ field }}' end
                 {%- if not loop.last %},{% endif %}
             {%- endfor %}
         ], lambda f: f is not null)

@@ -28,14 +28,13 @@ UNREAD = {
 }
 
 
-@pytest.fixture(scope="module")
-def source_fields(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("source_fields")
+def dbt_in_memory(out, *args: str) -> str:
+    """A dbt command against the lint target (an in-memory DuckDB: no warehouse); its output."""
     env = {**os.environ, "XIHU_DATA_DIR": str(out), "DO_NOT_TRACK": "1"}
     done = subprocess.run(
         [
             str(DBT),
-            "compile",
+            *args,
             "--profiles-dir",
             str(DBT_PROJECT),
             "--project-dir",
@@ -47,8 +46,6 @@ def source_fields(tmp_path_factory) -> dict:
             "--log-path",
             str(out / "logs"),
             "--quiet",
-            "--inline",
-            "{{ tojson(source_fields()) }}",
         ],
         cwd=DBT_PROJECT,
         env=env,
@@ -57,7 +54,13 @@ def source_fields(tmp_path_factory) -> dict:
         timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def source_fields(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("source_fields")
+    return json.loads(dbt_in_memory(out, "compile", "--inline", "{{ tojson(source_fields()) }}").splitlines()[-1])
 
 
 def staging_reads(source: str) -> set[str]:
@@ -101,3 +104,74 @@ def test_station_events_count_no_field_missing(source_fields):
     # Which fields a station event carries depends on its type (a check-in has no points).
     assert source_fields["stations"]["optional"] == []
     assert loader_requires("stations") <= set(source_fields["stations"]["known"])
+
+
+# shansong's payloads, the one source with nested fields: (payload, unknown fields, missing optional fields).
+SHANSONG_PAYLOADS = [
+    (
+        {
+            "orderNo": "A",
+            "courier": {"id": 1, "mobile": "h", "name": "h"},
+            "receiver": {"lng": 1, "lat": 2, "aoiId": "x"},
+            "statusChangeLog": [],
+            "gateTime": None,
+            "accessMode": None,
+            "parkingMode": "BAY",
+            "useLocker": True,
+            "elderCare": False,
+            "distance": 1,
+            "amount": 1,
+        },
+        [],
+        [],
+    ),
+    (
+        {"orderNo": "B", "tip": 1, "courier": None, "receiver": {"lng": 1, "lat": 2, "floor": 3}},
+        ["receiver.floor", "tip"],
+        [
+            "courier.mobile",
+            "courier.name",
+            "receiver.aoiId",
+            "gateTime",
+            "accessMode",
+            "parkingMode",
+            "useLocker",
+            "elderCare",
+            "distance",
+            "amount",
+        ],
+    ),
+    (
+        {
+            "orderNo": "C",
+            "receiver": "not an object",
+            "statusChangeLog": [],
+            "gateTime": None,
+            "accessMode": None,
+            "parkingMode": None,
+            "useLocker": None,
+            "elderCare": None,
+            "distance": None,
+            "amount": None,
+            "courier": {"id": 1, "mobile": None, "name": "h", "extra": {"deep": 1}},
+        },
+        ["courier.extra"],
+        ["receiver.aoiId"],
+    ),
+]
+
+
+def test_drift_macros_read_fields_at_both_levels_and_a_null_is_not_missing(tmp_path):
+    """unknown_fields and missing_fields on field_key_columns, run by DuckDB (dbt show): an unknown key at the
+    top and inside a listed object, a field absent, inside an absent, null or non-object parent, or present
+    with a JSON null (not missing)."""
+    values = ", ".join(f"({i}, '{json.dumps(p)}'::json)" for i, (p, _, _) in enumerate(SHANSONG_PAYLOADS))
+    sql = (
+        "{% set spec = source_fields()['shansong'] %}"
+        "select i, to_json({{ unknown_fields(spec.known) }}) as u, to_json({{ missing_fields(spec.optional) }}) as m "
+        "from (select i, {{ field_key_columns('payload', spec.known) }} "
+        f"from (values {values}) as t (i, payload)) as keyed order by i"
+    )
+    rows = json.loads(dbt_in_memory(tmp_path, "show", "--inline", sql, "--output", "json", "--limit", "10"))["show"]
+    got = [(json.loads(r["u"]), sorted(json.loads(r["m"]))) for r in rows]
+    assert got == [(unknown, sorted(missing)) for _, unknown, missing in SHANSONG_PAYLOADS]

@@ -18,8 +18,8 @@ records as (
             '{{ src }}' as source,  -- noqa: RF04
             business_date,
             fetch_id,
-            {{ unknown_fields('payload', spec.known) }} as unknown_fields,
-            {{ missing_fields('payload', spec.optional) }} as missing_optional_fields,
+            {{ unknown_fields(spec.known) }} as unknown_fields,
+            {{ missing_fields(spec.optional) }} as missing_optional_fields,
             {%- if src == 'stations' %}
                 json_extract_string(payload, '$.station_id') as station_id,
                 json_extract_string(payload, '$.team_id') as team_id
@@ -28,11 +28,18 @@ records as (
                 cast(null as varchar) as station_id,
                 cast(null as varchar) as team_id
             {%- endif %}
-        from {{ source('raw', spec.table) }}
-        {%- if is_incremental() %}
-            -- Only the reprocess window can have been reloaded; older partitions keep their counts.
-            where business_date >= {{ reprocess_from() }}
-        {%- endif %}
+        from (
+            select
+                business_date,
+                fetch_id,
+                payload,
+                {{ field_key_columns('payload', spec.known) }}
+            from {{ source('raw', spec.table) }}
+            {%- if is_incremental() %}
+                -- Only the reprocess window can have been reloaded; older partitions keep their counts.
+                where business_date >= {{ reprocess_from() }}
+            {%- endif %}
+        ) as keyed
         {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
