@@ -1,12 +1,17 @@
+{#- The payload fields read below, parsed once a record (macros/payload_fields.sql). -#}
+{%- set paths = [
+    '$.user_lng', '$.user_lat', '$.lbs_type', '$.sf_order_id', '$.operator_phone', '$.order_status',
+    '$.create_time', '$.receive_time', '$.pickup_time', '$.gate_time', '$.complete_time', '$.entry_method',
+    '$.parking', '$.locker', '$.elder_care', '$.distance_km', '$.total_price',
+] -%}
+
 with
 
 source as (
 
     select
         *,
-        cast(json_extract(payload, '$.user_lng') as double) as raw_lng,
-        cast(json_extract(payload, '$.user_lat') as double) as raw_lat,
-        cast(json_extract(payload, '$.lbs_type') as integer) as lbs_type
+        {{ payload_fields(paths) }} as payload_values
     from {{ source('raw', 'sf_orders') }}
     {{ staging_reprocessed_raw() }}
     -- One order is placed on one business date; the latest load of it wins.
@@ -17,13 +22,24 @@ source as (
 
 ),
 
+located as (
+
+    select
+        *,
+        cast({{ payload_field(paths, '$.user_lng') }} as double) as raw_lng,
+        cast({{ payload_field(paths, '$.user_lat') }} as double) as raw_lat,
+        cast({{ payload_field(paths, '$.lbs_type') }} as integer) as lbs_type
+    from source
+
+),
+
 renamed as (
 
     select
         'sf' as platform,
-        json_extract_string(payload, '$.sf_order_id') as order_id,
+        {{ payload_string(paths, '$.sf_order_id') }} as order_id,
         business_date,
-        json_extract_string(payload, '$.operator_phone') as rider_key,
+        {{ payload_string(paths, '$.operator_phone') }} as rider_key,
         -- lbs_type 1 = Baidu BD-09: convert to GCJ-02 like every other platform; 2 = GCJ-02 already.
         -- Any other lbs_type cannot be read: NULL coordinates, which the raw gate blocks.
         case
@@ -36,38 +52,38 @@ renamed as (
         end as dest_lat,
         -- SF's feed carries no AOI id: its orders are matched to units by position only.
         cast(null as varchar) as aoi_id,
-        case cast(json_extract(payload, '$.order_status') as integer)
+        case cast({{ payload_field(paths, '$.order_status') }} as integer)
             when 10 then 'accepted'
             when 12 then 'accepted'
             when 15 then 'picked_up'
             when 17 then 'delivered'
             when 2 then 'cancelled'
         end as status,
-        {{ beijing_text_to_local("json_extract_string(payload, '$.create_time')") }} as ordered_at,
-        {{ beijing_text_to_local("json_extract_string(payload, '$.receive_time')") }} as accepted_at,
-        {{ beijing_text_to_local("json_extract_string(payload, '$.pickup_time')") }} as picked_up_at,
-        {{ beijing_text_to_local("json_extract_string(payload, '$.gate_time')") }} as gate_at,
-        {{ beijing_text_to_local("json_extract_string(payload, '$.complete_time')") }} as delivered_at,
+        {{ beijing_text_to_local(payload_string(paths, '$.create_time')) }} as ordered_at,
+        {{ beijing_text_to_local(payload_string(paths, '$.receive_time')) }} as accepted_at,
+        {{ beijing_text_to_local(payload_string(paths, '$.pickup_time')) }} as picked_up_at,
+        {{ beijing_text_to_local(payload_string(paths, '$.gate_time')) }} as gate_at,
+        {{ beijing_text_to_local(payload_string(paths, '$.complete_time')) }} as delivered_at,
         -- SF's feed has no cancellation time.
         cast(null as timestamp) as cancelled_at,
-        case json_extract_string(payload, '$.entry_method')
+        case {{ payload_string(paths, '$.entry_method') }}
             when '扫码' then 'code_scan'
             when '碰一碰' then 'nfc_tap'
             when '出示订单' then 'order_show'
             when '登记' then 'registration'
         end as entry_method,
-        case json_extract_string(payload, '$.parking')
+        case {{ payload_string(paths, '$.parking') }}
             when '专属车位' then 'rider_bay'
             when '路边' then 'roadside'
             else 'none'
         end as parking,
-        json_extract_string(payload, '$.locker') = '是' as locker_used,
-        json_extract_string(payload, '$.elder_care') = '是' as elderly_meal,
-        cast(round(cast(json_extract(payload, '$.distance_km') as double) * 1000) as integer) as distance_m,
-        cast(json_extract(payload, '$.total_price') as integer) as fee_cents,
+        {{ payload_string(paths, '$.locker') }} = '是' as locker_used,
+        {{ payload_string(paths, '$.elder_care') }} = '是' as elderly_meal,
+        cast(round(cast({{ payload_field(paths, '$.distance_km') }} as double) * 1000) as integer) as distance_m,
+        cast({{ payload_field(paths, '$.total_price') }} as integer) as fee_cents,
         fetch_id
 
-    from source
+    from located
 
 )
 

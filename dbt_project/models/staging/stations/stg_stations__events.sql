@@ -1,8 +1,17 @@
+{#- The payload fields read below, parsed once a record (macros/payload_fields.sql). -#}
+{%- set paths = [
+    '$.event_id', '$.station_id', '$.ts', '$.rider_phone', '$.type', '$.service', '$.meal_price_cents',
+    '$.points', '$.reason', '$.team_id', '$.report_valid', '$.item',
+] -%}
+
 with
 
 source as (
 
-    select events.* from {{ source('raw', 'station_events') }} as events
+    select
+        events.*,
+        {{ payload_fields(paths) }} as payload_values
+    from {{ source('raw', 'station_events') }} as events
     {{ staging_reprocessed_raw() }}
     {%- if is_incremental() %}
         -- An event already kept from an older file stays that copy (the older files did not change).
@@ -23,21 +32,21 @@ source as (
 renamed as (
 
     select
-        json_extract_string(payload, '$.event_id') as event_id,
-        json_extract_string(payload, '$.station_id') as station_id,
-        {{ iso_to_local("json_extract_string(payload, '$.ts')") }} as event_at,
+        {{ payload_string(paths, '$.event_id') }} as event_id,
+        {{ payload_string(paths, '$.station_id') }} as station_id,
+        {{ iso_to_local(payload_string(paths, '$.ts')) }} as event_at,
         -- A station event belongs to the date of its own ts, whichever day's file brought it.
-        cast({{ iso_to_local("json_extract_string(payload, '$.ts')") }} as date) as event_date,
+        cast({{ iso_to_local(payload_string(paths, '$.ts')) }} as date) as event_date,
         business_date as file_date,
-        json_extract_string(payload, '$.rider_phone') as rider_key,
-        json_extract_string(payload, '$.type') as event_type,
-        json_extract_string(payload, '$.service') as service,
-        cast(json_extract(payload, '$.meal_price_cents') as integer) as meal_price_cents,
-        cast(json_extract(payload, '$.points') as integer) as points,
-        json_extract_string(payload, '$.reason') as points_reason,
-        json_extract_string(payload, '$.team_id') as team_id,
-        cast(json_extract(payload, '$.report_valid') as boolean) as report_valid,
-        json_extract_string(payload, '$.item') as redeemed_item,
+        {{ payload_string(paths, '$.rider_phone') }} as rider_key,
+        {{ payload_string(paths, '$.type') }} as event_type,
+        {{ payload_string(paths, '$.service') }} as service,
+        cast({{ payload_field(paths, '$.meal_price_cents') }} as integer) as meal_price_cents,
+        cast({{ payload_field(paths, '$.points') }} as integer) as points,
+        {{ payload_string(paths, '$.reason') }} as points_reason,
+        {{ payload_string(paths, '$.team_id') }} as team_id,
+        cast({{ payload_field(paths, '$.report_valid') }} as boolean) as report_valid,
+        {{ payload_string(paths, '$.item') }} as redeemed_item,
         fetch_id
 
     from source
