@@ -33,8 +33,8 @@
 {#- SQL select-list: the keys of `payload` that unknown_fields and missing_fields read, parsed once a record:
     `field_keys` (its top-level keys) and `field_keys__<parent>` (the keys of each object `known` lists
     children of; empty when it is absent, null or not an object). One parse for every field, where a
-    json_exists per field parsed a meituan payload 14 times (make bench: int_source_field_drift 4.3 s of a
-    24 s scale-1 build). -#}
+    json_exists per field parsed a meituan payload 14 times (the model took 4.3 s of a scale-1 daily
+    build's 18 s of node time, run_results.json; 0.48 s since). -#}
 {% macro field_key_columns(payload, known) -%}
     json_keys({{ payload }}) as field_keys
     {%- for parent in split_fields(known).children %},

@@ -100,6 +100,20 @@ def test_optional_fields_are_the_known_fields_the_loader_does_not_require(source
     assert set(spec["optional"]) == set(spec["known"]) - loader_requires(source)
 
 
+@pytest.mark.parametrize("source", sorted(STAGING))
+def test_a_staging_model_parses_its_payload_once_for_exactly_the_paths_it_reads(source):
+    """macros/payload_fields.sql: the model's `paths` list is what its columns read, each once, and no column
+    parses the payload by itself (a json_extract of `payload` would parse it again)."""
+    (path,) = (DBT_PROJECT / "models" / "staging").rglob(f"{STAGING[source]}.sql")
+    sql = path.read_text(encoding="utf-8")
+    listed = re.findall(r"'(\$\.[\w.]+)'", re.search(r"set paths = \[(.*?)\]", sql, re.S)[1])
+    used = re.findall(r"payload_(?:field|string)\(paths, '(\$\.[\w.]+)'\)", sql)
+    assert len(listed) == len(set(listed)), "a path listed twice"
+    assert set(listed) == set(used)
+    assert "payload_fields(paths)" in sql
+    assert not re.search(r"json_\w+\(payload\b", sql), "a column parses the payload again"
+
+
 def test_station_events_count_no_field_missing(source_fields):
     # Which fields a station event carries depends on its type (a check-in has no points).
     assert source_fields["stations"]["optional"] == []
