@@ -329,8 +329,9 @@ def _time_values(t: OrderTime, fields: _Fields) -> str:
         values = f"[{fields.value(t.field)}]"
     else:
         key = _lit(_path(t.status_key))
+        # A log that is absent has no entries (so the record has no order time), as has one null or not a list.
         matching = (
-            f"list_filter(json_extract({fields.value(t.log)}, '$[*]'), lambda e: "
+            f"list_filter(coalesce(json_extract({fields.value(t.log)}, '$[*]'), []), lambda e: "
             f"json_type(e, {key}) IN ('BIGINT', 'UBIGINT') "
             f"AND json_extract_string(e, {key}) = '{t.status_value}')"
         )

@@ -390,6 +390,7 @@ def test_eleme_order_time_is_the_status_1_push(tmp_path, con):
         (eleme(8) | {"lng": "0.000000", "lat": "0.000000"}, "bad_coordinates"),
         (eleme(9) | {"lat": "thirty"}, "bad_coordinates"),
         (eleme(10) | {"status_log": None}, "missing_order_time"),
+        ({k: v for k, v in eleme(11).items() if k != "status_log"}, "missing_order_time"),  # no log at all
     ]
     load_partition(con, write_landing(tmp_path, "eleme", [[rec for rec, _ in crafted]]))
     assert reasons(con, "eleme") == {
@@ -431,6 +432,7 @@ def test_sf_and_shansong_order_time_formats(tmp_path, con):
         (shansong(8) | {"receiver": {"lng": "120.1", "lat": 30.2}}, "wrong_type:receiver.lng"),
         (shansong(9) | {"receiver": {"lng": 151.2, "lat": -33.9}}, "bad_coordinates"),
         (shansong(10) | {"courier": None}, "wrong_type:courier.id"),
+        ({k: v for k, v in shansong(11).items() if k != "statusChangeLog"}, "missing_order_time"),
     ]
     load_partition(con, write_landing(tmp_path, "shansong", [[rec for rec, _ in ss_cases]]))
     assert reasons(con, "shansong") == {
