@@ -63,12 +63,18 @@ class LoadResult:
 
 
 def raw_schema_ddl() -> str:
-    """The DDL of every raw table (idempotent), for the loader and for code that relies on the shapes."""
+    """The DDL of every raw table (idempotent), for the loader and for code that relies on the shapes.
+
+    A record's payload is stored with ZSTD, not the FSST that DuckDB picks for text. Measured on a scale-1
+    meituan day (180k records, 2 cores), the insert of ``_insert_records`` into a warehouse file took 0.74 s
+    with FSST and 0.59-0.62 s with ZSTD, and the day's raw table took 16-18 MB instead of 30 MB; reading
+    the payloads back costs ~15 ms more. A warehouse created before keeps its raw tables' FSST: DuckDB
+    cannot change a column's compression, so moving one means recreating its raw tables."""
     record_tables = "\n".join(
         f"""CREATE TABLE IF NOT EXISTS raw.{table} (
     record_id VARCHAR NOT NULL,
     business_date DATE NOT NULL,
-    payload JSON NOT NULL,
+    payload JSON NOT NULL USING COMPRESSION zstd,
     fetch_id VARCHAR NOT NULL,
     page_file VARCHAR NOT NULL,
     record_no INTEGER NOT NULL,

@@ -760,6 +760,11 @@ def test_raw_schema_ddl_shapes(con):
         "page_file VARCHAR, record_no INTEGER, loaded_at TIMESTAMP WITH TIME ZONE"
     )
     assert columns["quarantine"].startswith("source VARCHAR, business_date DATE, fetch_id VARCHAR, page_file")
+    # the payloads are stored with ZSTD (raw_schema_ddl says why), in every record table
+    created = dict(rows(con, "SELECT table_name, sql FROM duckdb_tables() WHERE schema_name = 'raw'"))
+    assert {t for t, sql in created.items() if "payload JSON USING COMPRESSION ZSTD" in sql} == {
+        spec.table for spec in SOURCES.values()
+    }
 
 
 # ------------------------------------------------------------------------------------------------ speed
