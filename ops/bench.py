@@ -34,7 +34,7 @@ from datetime import date
 from pathlib import Path
 
 from ingest.registry import ORDER_PLATFORMS, SOURCES
-from ingest.settings import dbt_vars
+from ingest.settings import DAILY_DBT_FLAGS, dbt_vars
 from ops import airflow_runs
 from ops.demo import DAG_ID, last_complete_dates, run_day, sandbox
 from ops.localenv import DEMO_PII_KEY, PROJECT_ROOT, VENV_BIN, embedded_env, init_airflow
@@ -226,7 +226,7 @@ def district_days(scale: float, repeats: int) -> None:
 
 
 def dbt_build(data_dir: Path, day: date, i: int) -> float:
-    """`dbt build` of ``day`` (as the transform runs it) on a copy of ``data_dir``'s warehouse: seconds."""
+    """`dbt build` of ``day`` (as the transform runs it: its flags, no unit tests) on a copy of ``data_dir``'s warehouse: seconds."""
     copy = data_dir / f"dbt-build-{i}.duckdb"
     shutil.copyfile(data_dir / "warehouse" / "xihu.duckdb", copy)
     dbt_args = ["--vars", json.dumps(dbt_vars(business_date=day.isoformat(), loaded_from=day.isoformat()))]
@@ -239,6 +239,7 @@ def dbt_build(data_dir: Path, day: date, i: int) -> float:
             ".",
             "--target-path",
             str(data_dir / f"target-{i}"),
+            *DAILY_DBT_FLAGS,
             *dbt_args,
         ],
         cwd=PROJECT_ROOT / "dbt_project",

@@ -15,7 +15,7 @@ from airflow.sdk import Asset
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 
-from ingest.settings import WRITER_POOL
+from ingest.settings import DAILY_DBT_FLAGS, WRITER_POOL
 from ops.alerts import publish_deadline, task_failure_alert
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # ops/ sits at the project root
@@ -89,12 +89,10 @@ EXECUTION_CONFIG = ExecutionConfig(
 # ops/dbt_child.py takes the warehouse writer's flock for it, so writes still come one at a time.
 # Consumers start after the producer (see run_consumers_after_producer) and find their model's status at
 # once: deferring to the triggerer would only add a round trip per model.
-# The dbt unit tests check the models' SQL on fixed inputs, not the day's data: like dbt's docs advise, they
-# run in development and CI (`make test` builds with them) and not in every daily build (~1.6 s a run).
 DBT_OPERATOR_ARGS = {
     "install_deps": False,
     "deferrable": False,
-    "dbt_cmd_flags": ["--exclude-resource-type", "unit_test"],
+    "dbt_cmd_flags": list(DAILY_DBT_FLAGS),
 }
 
 
