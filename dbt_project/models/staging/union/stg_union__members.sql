@@ -1,8 +1,13 @@
+{#- Incremental by snapshot date like the order staging (dbt_project.yml): a run parses again only the
+    exports it can have loaded, since every row and its de-duplication belong to one snapshot. Rebuilt whole,
+    a year of daily exports made it the model that grew most with history (0.09 s with a week loaded,
+    1.13 s with a year, scale 0.02). -#}
 {#- The export writes dates three ways (2025/8/3, 2025-08-03, 20250803); each date column tries all three. -#}
 
 with source as (
 
     select * from {{ source('raw', 'union_members') }}
+    {{ staging_reprocessed_raw() }}
 
 ),
 
