@@ -56,7 +56,7 @@ from airflow.sdk import Param, chain, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 from cosmos import DbtTaskGroup
 
-from ingest.settings import apply_data_umask, dbt_vars
+from ingest.settings import apply_data_umask, dbt_run_env, dbt_vars
 from ops.dag_config import (
     DBT_CHILD_ENV,
     DBT_OPERATOR_ARGS,
@@ -365,14 +365,19 @@ def xihu_friendly_daily():
             # The run's values as templates, not TaskFlow arguments: an argument from `stage` would make every
             # model task its direct downstream, and a setup task's direct downstreams must have the
             # all_success rule, which the consumers cannot keep (run_consumers_after_producer).
-            # ops/dbt_child.py writes the staged copy that this run holds.
-            "env": {**DBT_CHILD_ENV, "XIHU_RUN_KEY": "{{ ti.xcom_pull(task_ids='plan', key='run_key') }}"},
+            # ops/dbt_child.py writes the staged copy that this run holds. The dates go in the environment,
+            # not in --vars, so that dbt keeps its partial parse from the day before (dbt_run_env).
+            "env": {
+                **DBT_CHILD_ENV,
+                "XIHU_RUN_KEY": "{{ ti.xcom_pull(task_ids='plan', key='run_key') }}",
+                **dbt_run_env(
+                    business_date="{{ ti.xcom_pull(task_ids='stage', key='as_of') }}",
+                    loaded_from="{{ ti.xcom_pull(task_ids='plan', key='loaded_from') }}",
+                ),
+            },
             # K from XIHU_K_ANON, read where the task runs (the DAG file is parsed again there), as the gate
             # reads it: one K for what dbt suppresses and what the marts gate recounts.
-            "vars": dbt_vars(
-                business_date="{{ ti.xcom_pull(task_ids='stage', key='as_of') }}",
-                loaded_from="{{ ti.xcom_pull(task_ids='plan', key='loaded_from') }}",
-            ),
+            "vars": dbt_vars(),
         },
     )
     run_consumers_after_producer(transform)

@@ -10,10 +10,13 @@ drift moves both). Then district days end to end: REPEATS consecutive daily runs
 dags test` at the same scale into a fresh data root (the first one on an empty warehouse, as a new
 deployment's first night): the median wall time of a run, of each task (a mapped task and a task group as
 one, from Airflow's metadata), the largest child's peak RSS; then `dbt build` alone, as the transform runs
-it, REPEATS times on copies of the warehouse the last run published (each with its own target folder, so
-dbt parses fully, as in a Cosmos task). Last, `make demo` itself (70 days of history in one run, then three
-daily runs, into a temporary data root): its wall time. One figure a line, `name: value unit`. Figures,
-not assertions: these machines are shared and noisy. ``--landing-root`` loads landings fetched before (no
+it, REPEATS times on copies of the warehouse the last run published (with a partial parse from the day
+before, as a deployment's transform has: ``dbt_build``). Then the history ratio: a daily `dbt build` with a week of history
+loaded against one with a year, at a small scale (``history_ratio``). Then a city day: one daily run at
+scale 10 through `airflow dags test` on an empty warehouse, its tasks and the largest child's peak RSS (the
+sandbox holds its days in memory, ~11 GB at that scale; its own memory is not counted). Last, `make demo`
+itself (70 days of history in one run, then three daily runs, into a temporary data root): its wall time.
+One figure a line, `name: value unit`. Figures, not assertions: these machines are shared and noisy. ``--landing-root`` loads landings fetched before (no
 fetch, no ingest lines).
 """
 
@@ -30,11 +33,11 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from ingest.registry import ORDER_PLATFORMS, SOURCES
-from ingest.settings import DAILY_DBT_FLAGS, dbt_vars
+from ingest.settings import DAILY_DBT_FLAGS, dbt_run_env, dbt_vars
 from ops import airflow_runs
 from ops.demo import DAG_ID, last_complete_dates, run_day, sandbox
 from ops.localenv import DEMO_PII_KEY, PROJECT_ROOT, VENV_BIN, embedded_env, init_airflow
@@ -131,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-district-days", action="store_true", help="skip the daily runs through Airflow and `dbt build`"
     )
+    parser.add_argument("--no-history", action="store_true", help="skip the week-against-a-year dbt builds")
+    parser.add_argument("--history-scale", type=float, default=0.02, help="the scale of the history ratio")
+    parser.add_argument("--no-city-day", action="store_true", help="skip the city day (minutes, ~12 GB for the sandbox)")
+    parser.add_argument("--city-scale", type=float, default=10.0)
     parser.add_argument(
         "--landing-root",
         type=Path,
@@ -165,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench_peak_rss_self: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
     if not args.no_district_days:
         district_days(args.scale, args.repeats)
+    if not args.no_history:
+        history_ratio(args.history_scale, args.repeats)
+    if not args.no_city_day:
+        district_days(args.city_scale, 1, label="city_day", dbt_builds=False)
     if not args.no_demo:
         demo_wall()
     return 0
@@ -188,15 +199,17 @@ def floor_and_load(source: str, folders: list[Path], root: Path) -> float:
     return floor
 
 
-def district_days(scale: float, repeats: int) -> None:
-    """``repeats`` consecutive daily runs through `airflow dags test` at ``scale``, then ``repeats`` `dbt
-    build`s of the last date on copies of the warehouse it published: medians, per task, peak RSS."""
-    with tempfile.TemporaryDirectory(prefix="xihu-bench-days-") as tmp:
+def district_days(scale: float, repeats: int, label: str = "district_day", dbt_builds: bool = True) -> None:
+    """``repeats`` consecutive daily runs through `airflow dags test` at ``scale``, then (``dbt_builds``)
+    ``repeats`` `dbt build`s of the last date on copies of the warehouse it published: medians, per task, peak
+    RSS. Figures named ``<label>_...``."""
+    with tempfile.TemporaryDirectory(prefix=f"xihu-bench-{label}-") as tmp:
         data_dir = Path(tmp)
         output = data_dir / "airflow-output.log"
         walls, tasks, failed = [], defaultdict(list), 0
-        # ru_maxrss of the children is the largest of every child so far (the fetches and loads before too):
-        # the district days' figure is only theirs when it grew past what it was before them.
+        # ru_maxrss of the children is the largest of every child reaped so far (the fetches and loads
+        # before too): the runs' figure is only theirs when it grew past what it was before them. It is read
+        # while the sandbox still runs, so that the fake platforms' memory is not the pipeline's.
         earlier_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         days = last_complete_dates(repeats)
         with sandbox(7, scale) as base_url:
@@ -209,47 +222,107 @@ def district_days(scale: float, repeats: int) -> None:
                 run_id = airflow_runs.newest_run_id(Path(env["AIRFLOW_HOME"]), DAG_ID)
                 for task, _, seconds, _ in airflow_runs.task_summary(Path(env["AIRFLOW_HOME"]), DAG_ID, run_id):
                     tasks[task].append(seconds)
-        print(f"district_day_wall_median: {statistics.median(walls):,.1f} s (airflow dags test, {len(days)} dates)")
-        print(f"district_day_failed_runs: {failed}")
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        print(f"{label}_wall_median: {statistics.median(walls):,.1f} s (airflow dags test, {len(days)} dates, scale {scale})")
+        print(f"{label}_failed_runs: {failed}")
         if failed:  # the data root goes with the bench: Airflow's last words go to stderr
             print("".join(output.read_text().splitlines(keepends=True)[-60:]), file=sys.stderr)
         for task, seconds in tasks.items():
-            print(f"district_day_task_{task}_median: {statistics.median(seconds):,.1f} s")
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            print(f"{label}_task_{task}_median: {statistics.median(seconds):,.1f} s")
         print(
-            f"district_day_peak_rss_largest_child: {peak / 1024:,.0f} MiB"
+            f"{label}_peak_rss_largest_child: {peak / 1024:,.0f} MiB"
             if peak > earlier_peak
-            else f"district_day_peak_rss_largest_child: not above the earlier children's {earlier_peak / 1024:,.0f} MiB"
+            else f"{label}_peak_rss_largest_child: not above the earlier children's {earlier_peak / 1024:,.0f} MiB"
         )
-        builds = [dbt_build(data_dir, days[-1], i) for i in range(repeats)]
-        print(f"dbt_build_median: {statistics.median(builds):,.1f} s (one daily date, {len(days)} dates loaded)")
+        if dbt_builds:
+            builds = [dbt_build(data_dir, days[-1], i) for i in range(repeats)]
+            print(f"dbt_build_median: {statistics.median(builds):,.1f} s (one daily date, {len(days)} dates loaded)")
 
 
 def dbt_build(data_dir: Path, day: date, i: int) -> float:
-    """`dbt build` of ``day`` (as the transform runs it: its flags, no unit tests) on a copy of ``data_dir``'s warehouse: seconds."""
-    copy = data_dir / f"dbt-build-{i}.duckdb"
+    """`dbt build` of ``day`` as the transform runs it (its flags, no unit tests; the dates in the
+    environment) on a copy of ``data_dir``'s warehouse: seconds. Every copy has the same path and the builds
+    share a target folder, as a deployment's runs share the staged path and Cosmos' partial-parse cache:
+    the first (``i`` 0) is preceded by an untimed `dbt parse` as of the day before, as the run of the day
+    before leaves it, so each timed build re-parses only the models that read the dates."""
+    copy, target = data_dir / "dbt-build.duckdb", data_dir / "target-daily"
     shutil.copyfile(data_dir / "warehouse" / "xihu.duckdb", copy)
-    dbt_args = ["--vars", json.dumps(dbt_vars(business_date=day.isoformat(), loaded_from=day.isoformat()))]
+    if i == 0:
+        yesterday = day - timedelta(days=1)
+        run_dbt(data_dir, copy, target, "parse", yesterday, yesterday)
     start = time.monotonic()
-    subprocess.run(
-        [
-            str(VENV_BIN / "dbt"),
-            "build",
-            "--profiles-dir",
-            ".",
-            "--target-path",
-            str(data_dir / f"target-{i}"),
-            *DAILY_DBT_FLAGS,
-            *dbt_args,
-        ],
-        cwd=PROJECT_ROOT / "dbt_project",
-        env={**embedded_env(data_dir), "XIHU_DBT_WAREHOUSE": str(copy)},
-        check=True,
-        capture_output=True,
-    )
+    run_dbt(data_dir, copy, target, "build", day, day)
     seconds = time.monotonic() - start
     copy.unlink()
     return seconds
+
+
+def run_dbt(data_dir: Path, warehouse: Path, target: Path, command: str, day: date, loaded_from: date) -> None:
+    """`dbt <command>` as the transform runs it, on ``warehouse``, for ``day`` (loaded from ``loaded_from``)."""
+    subprocess.run(
+        [
+            str(VENV_BIN / "dbt"),
+            command,
+            "--profiles-dir",
+            ".",
+            "--target-path",
+            str(target),
+            *(DAILY_DBT_FLAGS if command == "build" else ()),
+            "--vars",
+            json.dumps(dbt_vars()),
+        ],
+        cwd=PROJECT_ROOT / "dbt_project",
+        env={
+            **embedded_env(data_dir),
+            **dbt_run_env(day.isoformat(), loaded_from.isoformat()),
+            "XIHU_DBT_WAREHOUSE": str(warehouse),
+        },
+        check=True,
+        capture_output=True,
+    )
+
+
+def history_ratio(scale: float, repeats: int, lengths: tuple[int, int] = (7, 365)) -> None:
+    """A daily `dbt build` with a week of history loaded against one with a year, at ``scale``: for each
+    length, the warehouse a run of that many nights leaves (every source fetched for every date, the union's
+    exports too, as daily runs fetch them; loaded by ``load_many``, then one `dbt build` of the whole range,
+    as a history run builds it), then ``repeats`` daily builds of its last date on copies: their medians
+    and the ratio. Fetched and loaded in this process, without Airflow: a year of mapped fetches under
+    `airflow dags test` would take the better part of an hour, and the figure is dbt's."""
+    from ingest.clients import Conn, fetch
+    from ingest.load import load_many
+    from ingest.pii import SANDBOX_ENV, PiiHasher
+    from ingest.registry import REGISTRY
+
+    os.environ[SANDBOX_ENV] = "1"  # the demo key is accepted against the sandbox
+    medians = {}
+    with sandbox(7, scale) as base_url:
+        for length in lengths:
+            with tempfile.TemporaryDirectory(prefix=f"xihu-bench-history{length}-") as tmp:
+                data_dir = Path(tmp)
+                days = last_complete_dates(length)
+                start = time.monotonic()
+                folders = [
+                    fetch(s.name, day, _sandbox_conn(Conn, s.connection_id, base_url), PiiHasher(DEMO_PII_KEY), "bench",
+                          data_dir / "landing")
+                    for day in days
+                    for s in REGISTRY
+                ]
+                warehouse = data_dir / "warehouse" / "xihu.duckdb"
+                load_many(warehouse, folders)
+                run_dbt(data_dir, warehouse, data_dir / "target", "build", days[-1], days[0])
+                print(f"history_{length}_days_set_up: {time.monotonic() - start:,.0f} s ({len(folders)} fetches)")
+                medians[length] = statistics.median(dbt_build(data_dir, days[-1], i) for i in range(repeats))
+                print(f"history_{length}_days_dbt_build_median: {medians[length]:,.1f} s")
+    week, year = lengths
+    print(f"history_{year}_vs_{week}_days_dbt_build: {medians[year] / medians[week]:.2f} x (scale {scale})")
+
+
+def _sandbox_conn(conn_class, connection_id: str, base_url: str):
+    c = CONNECTIONS[connection_id]
+    return conn_class(
+        host=base_url, login=c.get("login", ""), password=c.get("password", ""), extra=c.get("extra", {})
+    )
 
 
 def demo_wall() -> None:
