@@ -11,13 +11,13 @@ dags test` at the same scale into a fresh data root (the first one on an empty w
 deployment's first night): the median wall time of a run, of each task (a mapped task and a task group as
 one, from Airflow's metadata), the largest child's peak RSS; then `dbt build` alone, as the transform runs
 it, REPEATS times on copies of the warehouse the last run published (with a partial parse from the day
-before, as a deployment's transform has: ``dbt_build``). Then the history ratio: a daily `dbt build` with a week of history
-loaded against one with a year, at a small scale (``history_ratio``). Then a city day: one daily run at
-scale 10 through `airflow dags test` on an empty warehouse, its tasks and the largest child's peak RSS (the
-sandbox holds its days in memory, ~11 GB at that scale; its own memory is not counted). Last, `make demo`
-itself (70 days of history in one run, then three daily runs, into a temporary data root): its wall time.
-One figure a line, `name: value unit`. Figures, not assertions: these machines are shared and noisy. ``--landing-root`` loads landings fetched before (no
-fetch, no ingest lines).
+before, as a deployment's transform has: ``dbt_build``). Then the history ratio: a daily `dbt build` with a
+week of history loaded against one with a year, at a small scale (``history_ratio``). Then a city day: one
+daily run at scale 10 through `airflow dags test` on an empty warehouse, its tasks and the largest child's
+peak RSS (the sandbox holds its days in memory, ~11 GB at that scale; its own memory is not counted). Last,
+`make demo` itself (70 days of history in one run, then three daily runs, into a temporary data root): its
+wall time. One figure a line, `name: value unit`. Figures, not assertions: these machines are shared and
+noisy. ``--landing-root`` loads landings fetched before (no fetch, no ingest lines).
 """
 
 from __future__ import annotations
@@ -136,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-history", action="store_true", help="skip the week-against-a-year dbt builds")
     parser.add_argument("--history-scale", type=float, default=0.02, help="the scale of the history ratio")
-    parser.add_argument("--no-city-day", action="store_true", help="skip the city day (minutes, ~12 GB for the sandbox)")
+    parser.add_argument(
+        "--no-city-day", action="store_true", help="skip the city day (minutes, ~12 GB for the sandbox)"
+    )
     parser.add_argument("--city-scale", type=float, default=10.0)
     parser.add_argument(
         "--landing-root",
@@ -223,7 +225,8 @@ def district_days(scale: float, repeats: int, label: str = "district_day", dbt_b
                 for task, _, seconds, _ in airflow_runs.task_summary(Path(env["AIRFLOW_HOME"]), DAG_ID, run_id):
                     tasks[task].append(seconds)
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        print(f"{label}_wall_median: {statistics.median(walls):,.1f} s (airflow dags test, {len(days)} dates, scale {scale})")
+        wall = statistics.median(walls)
+        print(f"{label}_wall_median: {wall:,.1f} s (airflow dags test, {len(days)} dates, scale {scale})")
         print(f"{label}_failed_runs: {failed}")
         if failed:  # the data root goes with the bench: Airflow's last words go to stderr
             print("".join(output.read_text().splitlines(keepends=True)[-60:]), file=sys.stderr)
@@ -303,8 +306,14 @@ def history_ratio(scale: float, repeats: int, lengths: tuple[int, int] = (7, 365
                 days = last_complete_dates(length)
                 start = time.monotonic()
                 folders = [
-                    fetch(s.name, day, _sandbox_conn(Conn, s.connection_id, base_url), PiiHasher(DEMO_PII_KEY), "bench",
-                          data_dir / "landing")
+                    fetch(
+                        s.name,
+                        day,
+                        _sandbox_conn(Conn, s.connection_id, base_url),
+                        PiiHasher(DEMO_PII_KEY),
+                        "bench",
+                        data_dir / "landing",
+                    )
                     for day in days
                     for s in REGISTRY
                 ]
@@ -320,9 +329,7 @@ def history_ratio(scale: float, repeats: int, lengths: tuple[int, int] = (7, 365
 
 def _sandbox_conn(conn_class, connection_id: str, base_url: str):
     c = CONNECTIONS[connection_id]
-    return conn_class(
-        host=base_url, login=c.get("login", ""), password=c.get("password", ""), extra=c.get("extra", {})
-    )
+    return conn_class(host=base_url, login=c.get("login", ""), password=c.get("password", ""), extra=c.get("extra", {}))
 
 
 def demo_wall() -> None:

@@ -41,6 +41,35 @@ def dbt_env(data_dir: Path) -> dict[str, str]:
     return {**os.environ, **TELEMETRY_OFF, "XIHU_DATA_DIR": str(data_dir)}
 
 
+def dbt_in_memory(out: Path, *args: str, env: dict[str, str] | None = None, quiet: bool = True) -> str:
+    """A dbt command against the lint target (an in-memory DuckDB: no warehouse), with ``out``'s target and
+    log folders and ``env`` over the process environment; its output."""
+    done = subprocess.run(
+        [
+            str(DBT),
+            *args,
+            "--profiles-dir",
+            str(DBT_PROJECT),
+            "--project-dir",
+            str(DBT_PROJECT),
+            "--target",
+            "lint",
+            "--target-path",
+            str(out / "target"),
+            "--log-path",
+            str(out / "logs"),
+            *(["--quiet"] if quiet else []),
+        ],
+        cwd=DBT_PROJECT,
+        env={**dbt_env(out), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    return done.stdout
+
+
 def run_dbt(data_dir: Path, command: str, business_date: date, *extra: str, **run_vars) -> str:
     """One dbt command (``"build"``, ``"source freshness"``) in a subprocess for ``business_date``, with
     ``run_vars`` as further dbt vars; returns its output, raises on failure."""

@@ -4,43 +4,14 @@ keeps dbt's partial parse of the day before, and the dates still reach the SQL, 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 from ingest.settings import dbt_run_env, dbt_vars
-from tests.warehouse_helpers import DBT, DBT_PROJECT
-
-
-def dbt(out, env: dict[str, str], *args: str) -> str:
-    """A dbt command against the lint target (an in-memory DuckDB), sharing ``out``'s target folder."""
-    done = subprocess.run(
-        [
-            str(DBT),
-            *args,
-            "--profiles-dir",
-            str(DBT_PROJECT),
-            "--project-dir",
-            str(DBT_PROJECT),
-            "--target",
-            "lint",
-            "--target-path",
-            str(out / "target"),
-            "--log-path",
-            str(out / "logs"),
-        ],
-        cwd=DBT_PROJECT,
-        env={**os.environ, "XIHU_DATA_DIR": str(out), "DO_NOT_TRACK": "1", **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:]
-    return done.stdout
+from tests.warehouse_helpers import dbt_in_memory
 
 
 def parsed(out, env: dict[str, str]) -> tuple[int, int]:
     """`dbt parse` as the transform parses (the DAG's --vars): (files parsed, files in the project)."""
-    dbt(out, env, "parse", "--vars", json.dumps(dbt_vars()))
+    dbt_in_memory(out, "parse", "--vars", json.dumps(dbt_vars()), env=env)
     perf = json.loads((out / "target" / "perf_info.json").read_text())
     return perf["parsed_path_count"], perf["path_count"]
 
@@ -53,8 +24,9 @@ def test_a_new_day_keeps_the_partial_parse_and_its_dates_reach_the_sql(tmp_path)
     assert 0 < again <= files // 10
 
     show = ["show", "--inline", "select {{ business_date() }} as day, {{ reprocess_from() }} as rebuilt_from"]
-    shown = dbt(tmp_path, dbt_run_env("2026-11-28", "2026-11-27"), *show, "--vars", json.dumps(dbt_vars()))
+    new_day = dbt_run_env("2026-11-28", "2026-11-27")
+    shown = dbt_in_memory(tmp_path, *show, "--vars", json.dumps(dbt_vars()), env=new_day)
     assert "2026-11-28" in shown and "2026-11-25" in shown  # reprocess_days 2 before the oldest loaded day
     manual = json.dumps(dbt_vars(business_date="2026-10-01", loaded_from="2026-10-01"))
-    shown = dbt(tmp_path, dbt_run_env("2026-11-28", "2026-11-27"), *show, "--vars", manual)
+    shown = dbt_in_memory(tmp_path, *show, "--vars", manual, env=new_day)
     assert "2026-10-01" in shown and "2026-09-29" in shown and "2026-11-28" not in shown

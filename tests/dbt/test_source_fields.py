@@ -6,14 +6,12 @@ staging model starts to read can never count as schema drift, and "optional" mea
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 
 import pytest
 
 from ingest.registry import REGISTRY, SOURCES
-from tests.warehouse_helpers import DBT, DBT_PROJECT
+from tests.warehouse_helpers import DBT_PROJECT, dbt_in_memory
 
 # The sources measured for drift (their registry entry lists contract fields) and their staging models.
 STAGING = {s.name: s.staging for s in REGISTRY if s.known}
@@ -26,35 +24,6 @@ UNREAD = {
     "shansong": {"courier.id", "courier.name"},
     "stations": set(),
 }
-
-
-def dbt_in_memory(out, *args: str) -> str:
-    """A dbt command against the lint target (an in-memory DuckDB: no warehouse); its output."""
-    env = {**os.environ, "XIHU_DATA_DIR": str(out), "DO_NOT_TRACK": "1"}
-    done = subprocess.run(
-        [
-            str(DBT),
-            *args,
-            "--profiles-dir",
-            str(DBT_PROJECT),
-            "--project-dir",
-            str(DBT_PROJECT),
-            "--target",
-            "lint",
-            "--target-path",
-            str(out / "target"),
-            "--log-path",
-            str(out / "logs"),
-            "--quiet",
-        ],
-        cwd=DBT_PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:]
-    return done.stdout
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,11 @@ models use is the SQL tested. The reference is scipy's t.ppf for every df it is 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import pytest
 from scipy.stats import t as student_t
 
-ROOT = Path(__file__).resolve().parents[2]
-DBT_PROJECT = ROOT / "dbt_project"
-DBT = ROOT / ".venv" / "bin" / "dbt"
+from tests.warehouse_helpers import dbt_in_memory
 
 KNOWN = {1: 12.706, 2: 4.303, 3: 3.182, 10: 2.228, 30: 2.042, 100: 1.984}
 
@@ -25,36 +20,8 @@ KNOWN = {1: 12.706, 2: 4.303, 3: 3.182, 10: 2.228, 30: 2.042, 100: 1.984}
 def t_975(tmp_path_factory) -> dict[int | None, float | None]:
     tmp = tmp_path_factory.mktemp("t975")
     sql = "select df, {{ t_975('df') }} as t from range(0, 1001) as r (df) union all select null, {{ t_975('null') }}"
-    result = subprocess.run(
-        [
-            str(DBT),
-            "show",
-            "--profiles-dir",
-            str(DBT_PROJECT),
-            "--project-dir",
-            str(DBT_PROJECT),
-            "--target",
-            "lint",
-            "--target-path",
-            str(tmp / "target"),
-            "--log-path",
-            str(tmp / "logs"),
-            "--inline",
-            sql,
-            "--limit",
-            "2000",
-            "--output",
-            "json",
-            "--quiet",
-        ],
-        cwd=DBT_PROJECT,
-        env={**os.environ, "XIHU_DATA_DIR": str(tmp), "DO_NOT_TRACK": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    rows = json.loads(result.stdout[result.stdout.index("{") :])["show"]
+    shown = dbt_in_memory(tmp, "show", "--inline", sql, "--limit", "2000", "--output", "json")
+    rows = json.loads(shown[shown.index("{") :])["show"]
     return {r["df"]: r["t"] for r in rows}
 
 
