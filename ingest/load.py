@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,8 +32,10 @@ from ingest.registry import RAW_TABLES, spec_for
 from ingest.settings import TIMEZONE
 from ingest.sources import LAT_RANGE, LNG_RANGE, OrderTime, SourceSpec
 
-# Largest response body read_json_objects accepts (its 16 MB default is too tight for a 1000-order page).
-_MAX_PAGE_BYTES = 1 << 30
+# read_json_objects' maximum_object_size is the largest page body of the load, at least DuckDB's default
+# (16 MiB): DuckDB allocates twice that size up front, so the fixed 1 GiB of before asked 2 GiB of any memory
+# limit (and failed under one of 3 GB). The size comes from each page's gzip trailer (``_body_bytes``).
+_MIN_OBJECT_BYTES = 1 << 24
 _ISO8601 = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})"
 
 
@@ -181,6 +184,15 @@ class _Page:
     file: str
     path: Path
     records: int
+    body_bytes: int
+
+
+def _body_bytes(path: Path) -> int:
+    """A landed page's uncompressed size: its gzip trailer's ISIZE (the size mod 2**32). The landing writes
+    each page as one gzip member, and pages are far under 4 GiB."""
+    with open(path, "rb") as f:
+        f.seek(-4, os.SEEK_END)
+        return int.from_bytes(f.read(4), "little")
 
 
 def _read_manifest(folder: Path) -> tuple[dict, list[_Page]]:
@@ -198,7 +210,7 @@ def _read_manifest(folder: Path) -> tuple[dict, list[_Page]]:
         digest = sha256_file(path)
         if digest != entry.get("sha256"):
             raise LandingError(f"{folder}: page {entry['file']} does not match its sha256 ({digest})")
-        pages.append(_Page(page_no, entry["file"], path.resolve(), int(entry["records"])))
+        pages.append(_Page(page_no, entry["file"], path.resolve(), int(entry["records"]), _body_bytes(path)))
     return manifest, pages
 
 
@@ -221,6 +233,7 @@ def _insert_records(
     if spec.page_format == "json":
         # record_no is the 1-based position in the page's records array.
         records = _lit(_path(spec.records_path) + "[*]")
+        largest = max(_MIN_OBJECT_BYTES, *(p.body_bytes + 1 for p in pages))
         landed = f"""
             SELECT page_file, unnest(generate_series(1, len(recs)))::INTEGER AS record_no,
                    unnest(recs) AS rec, NULL::VARCHAR AS line
@@ -230,7 +243,7 @@ def _insert_records(
                 SELECT map_extract_value(MAP(?::VARCHAR[], ?::VARCHAR[]), o.filename) AS page_file,
                        json_extract(o.json, {records}) AS recs
                 FROM read_json_objects(?, format = 'unstructured', compression = 'gzip', filename = true,
-                                       maximum_object_size = {_MAX_PAGE_BYTES}) AS o
+                                       maximum_object_size = {largest}) AS o
             )
         """
         paths = [str(p.path) for p in pages]

@@ -283,6 +283,18 @@ def test_empty_last_page_and_zero_record_fetch_load(tmp_path, con):
     assert (result.fetched, result.loaded, result.quarantined) == (0, 0, 0)
 
 
+def test_json_pages_load_under_a_memory_limit_and_beyond_duckdbs_default_object_size(tmp_path, con):
+    """read_json_objects' maximum_object_size follows the largest page (its gzip trailer): a fixed 1 GiB made
+    DuckDB ask 2 GiB up front, more than any smaller memory limit allows; DuckDB's default of 16 MiB would
+    refuse this page of 18 MB."""
+    con.execute("SET memory_limit = '512MB'")
+    big = [meituan(i) for i in range(38_000)]
+    assert len(json.dumps(_wrap(SOURCES["meituan"].records_path, big))) > 1 << 24
+    folder = write_landing(tmp_path, "meituan", [big, [meituan(38_000)]])
+    result = load_partition(con, folder)
+    assert (result.fetched, result.loaded, result.quarantined) == (38_001, 38_001, 0)
+
+
 def test_schema_drift_loads(tmp_path, con):
     """Drift adds an unknown field and drops an optional one (as sandbox/encode.py's drift does)."""
 
