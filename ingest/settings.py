@@ -9,6 +9,7 @@
 | ``XIHU_WRITER_STALE_SECONDS`` | ``1800`` | a staged warehouse idle this long is abandoned |
 | ``XIHU_WRITER_WAIT_SECONDS`` | ``21600`` | how long a run waits for the writer before it fails |
 | ``XIHU_LANDING_KEEP_DAYS`` | ``35`` | days landing run folders are kept; the newest complete one of a day stays |
+| ``XIHU_DBT_MEMORY_LIMIT`` | ``3GB`` | DuckDB's memory limit in dbt's builds (read by dbt_project/profiles.yml) |
 
 Endpoints and secrets never come from here: they are Airflow Connections (``AIRFLOW_CONN_XIHU_*``).
 
