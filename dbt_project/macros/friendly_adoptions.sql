@@ -25,6 +25,10 @@ units as (
 
 ),
 
+-- Only the dates the reporting window's adoptions look at: an adoption a in the window has
+-- R - window < a + 34 <= R, so its windows [a-28, a+34] lie within [R - window - 61, R]. The marts read at
+-- most window + 62 days of deliveries however long the history, and a backfill of an old date reads none
+-- after it.
 unit_deliveries as (
 
     select
@@ -34,7 +38,11 @@ unit_deliveries as (
         last100_min,
         last100_plausible
     from {{ ref('int_orders_matched') }}
-    where is_delivered and unit_id is not null
+    where
+        is_delivered
+        and unit_id is not null
+        and business_date between {{ business_date() }} - {{ var('friendly_effect_window_days') | int + 61 }}
+        and {{ business_date() }}
 
 ),
 
@@ -46,11 +54,11 @@ cohort_days as (
         units.unit_type,
         units.friendly_since,
         unit_deliveries.business_date,
-        sum(unit_deliveries.last100_min) as minutes,
-        count(*) as timed_deliveries
+        count(*) as deliveries,
+        sum(unit_deliveries.last100_min) filter (where unit_deliveries.last100_plausible) as minutes,
+        count(*) filter (where unit_deliveries.last100_plausible) as timed_deliveries
     from unit_deliveries
     inner join units on unit_deliveries.unit_id = units.unit_id
-    where unit_deliveries.last100_plausible
     group by units.unit_type, units.friendly_since, unit_deliveries.business_date
 
 ),
@@ -103,26 +111,27 @@ adopted_windows as (
 
 ),
 
+-- The adoptions of one type on one date share their control group and windows: the control means are
+-- computed once per such cohort, over its window days joined on equal dates (a hash join; a range per
+-- type compared every cohort_days row with every adoption of its type).
 control_windows as (
 
     select
-        adoptions.unit_id,
-        sum(cohort_days.minutes) filter (where cohort_days.business_date < adoptions.adopted_on)
-        / sum(cohort_days.timed_deliveries) filter (where cohort_days.business_date < adoptions.adopted_on)
-            as control_before_mean_min,
-        sum(cohort_days.minutes) filter (where cohort_days.business_date >= adoptions.adopted_on + 7)
-        / sum(cohort_days.timed_deliveries) filter (where cohort_days.business_date >= adoptions.adopted_on + 7)
-            as control_after_mean_min
-    from adoptions
+        cohorts.unit_type,
+        cohorts.adopted_on,
+        sum(cohort_days.minutes) filter (where window_days.rel_day < 0)
+        / sum(cohort_days.timed_deliveries) filter (where window_days.rel_day < 0) as control_before_mean_min,
+        sum(cohort_days.minutes) filter (where window_days.rel_day >= 7)
+        / sum(cohort_days.timed_deliveries) filter (where window_days.rel_day >= 7) as control_after_mean_min
+    from (select distinct adoptions.unit_type, adoptions.adopted_on from adoptions) as cohorts
+    cross join range(-28, 35) as window_days (rel_day)
     inner join cohort_days
         on
-            adoptions.unit_type = cohort_days.unit_type
-            and (cohort_days.friendly_since is null or cohort_days.friendly_since > adoptions.adopted_on + 34)
-            and (
-                cohort_days.business_date between adoptions.adopted_on - 28 and adoptions.adopted_on - 1
-                or cohort_days.business_date between adoptions.adopted_on + 7 and adoptions.adopted_on + 34
-            )
-    group by adoptions.unit_id
+            cohorts.unit_type = cohort_days.unit_type
+            and cohorts.adopted_on + cast(window_days.rel_day as integer) = cohort_days.business_date
+            and (cohort_days.friendly_since is null or cohort_days.friendly_since > cohorts.adopted_on + 34)
+    where window_days.rel_day not between 0 and 6
+    group by cohorts.unit_type, cohorts.adopted_on
 
 ),
 
@@ -144,7 +153,10 @@ unit_effects as (
         and control_windows.control_before_mean_min is not null
         and control_windows.control_after_mean_min is not null as is_measured
     from adopted_windows
-    left join control_windows on adopted_windows.unit_id = control_windows.unit_id
+    left join control_windows
+        on
+            adopted_windows.unit_type = control_windows.unit_type
+            and adopted_windows.adopted_on = control_windows.adopted_on
 
 )
 {% endmacro %}

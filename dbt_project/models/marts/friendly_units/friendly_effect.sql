@@ -10,7 +10,9 @@ with
 -- be measured whatever its deliveries (estimate_note).
 history as (
 
-    select min(business_date) as first_loaded_date from unit_deliveries
+    select min(business_date) as first_loaded_date
+    from {{ ref('int_orders_matched') }}
+    where is_delivered and unit_id is not null
 
 ),
 
