@@ -1,23 +1,23 @@
 """`make bench`: ingest, load, a daily run and dbt at district scale, against the sandbox on 127.0.0.1.
 
-For each platform: fetch one district day (scale 1) into a fresh landing folder, in its own child process
-so that its peak RSS is its own, REPEATS times; print the median records/s and the peak RSS. Then, for
-each landing in turn, the DuckDB floor (one `read_json` of the same landed pages into an in-memory table:
-what reading those bytes costs at best) and the load of the landing into a fresh `raw` with the quarantine
-rules (`ingest.load.load_partition`), each in its own child process: their medians, their peak RSS, and
-the median of the load/floor ratios taken run by run (floor and load interleaved, so that the machine's
-drift moves both). Then district days end to end: REPEATS consecutive daily runs of the DAG under `airflow
-dags test` at the same scale into a fresh data root (the first one on an empty warehouse, as a new
-deployment's first night): the median wall time of a run, of each task (a mapped task and a task group as
-one, from Airflow's metadata), the largest child's peak RSS; then `dbt build` alone, as the transform runs
-it, REPEATS times on copies of the warehouse the last run published (with a partial parse from the day
-before, as a deployment's transform has: ``dbt_build``). Then the history ratio: a daily `dbt build` with a
-week of history loaded against one with a year, at a small scale (``history_ratio``). Then a city day: one
-daily run at scale 10 through `airflow dags test` on an empty warehouse, its tasks and the largest child's
-peak RSS (the sandbox holds its days in memory, ~11 GB at that scale; its own memory is not counted). Last,
-`make demo` itself (70 days of history in one run, then three daily runs, into a temporary data root): its
-wall time. One figure a line, `name: value unit`. Figures, not assertions: these machines are shared and
-noisy. ``--landing-root`` loads landings fetched before (no fetch, no ingest lines).
+For each platform: fetch one district day (scale 1) into a fresh landing folder, in its own child process so
+that its peak RSS is its own, REPEATS times; print the median records/s and the peak RSS. Then, for each
+landing in turn, the DuckDB floor (one `read_json` of the same landed pages into an in-memory table: what
+reading those bytes costs at best) and the load of the landing into a fresh `raw` with the quarantine rules
+(`ingest.load.load_partition`), each in its own child process: their medians, their peak RSS, and the median
+of the load/floor ratios taken run by run (floor and load interleaved, so that the machine's drift moves
+both). Then district days end to end: REPEATS consecutive daily runs of the DAG under `airflow dags test` at
+the same scale into a fresh data root (the first one on an empty warehouse, as a new deployment's first
+night): the median wall time of a run, of each task (a mapped task and a task group as one, from Airflow's
+metadata), the largest child's peak RSS; then `dbt build` alone, as the transform runs it, REPEATS times on
+copies of the warehouse the last run published (with a partial parse from the day before, as a deployment's
+transform has: ``dbt_build``). Then the history ratio: a daily `dbt build` with a week of history loaded
+against one with a year, at a small scale, and the five dbt nodes whose time grew most (``history_ratio``).
+Then a city day: one daily run at scale 10 through `airflow dags test` on an empty warehouse, its tasks and
+the largest child's peak RSS (the sandbox holds its days in memory, ~11 GB at that scale; its own memory is
+not counted). Last, `make demo` itself (70 days of history in one run, then three daily runs, into a
+temporary data root): its wall time. One figure a line, `name: value unit`. Figures, not assertions: these
+machines are shared and noisy. ``--landing-root`` loads landings fetched before (no fetch, no ingest lines).
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ def history_ratio(scale: float, repeats: int, lengths: tuple[int, int] = (7, 365
     from ingest.registry import REGISTRY
 
     os.environ[SANDBOX_ENV] = "1"  # the demo key is accepted against the sandbox
-    medians = {}
+    medians, nodes = {}, {}
     with sandbox(7, scale) as base_url:
         for length in lengths:
             with tempfile.TemporaryDirectory(prefix=f"xihu-bench-history{length}-") as tmp:
@@ -321,10 +321,24 @@ def history_ratio(scale: float, repeats: int, lengths: tuple[int, int] = (7, 365
                 load_many(warehouse, folders)
                 run_dbt(data_dir, warehouse, data_dir / "target", "build", days[-1], days[0])
                 print(f"history_{length}_days_set_up: {time.monotonic() - start:,.0f} s ({len(folders)} fetches)")
-                medians[length] = statistics.median(dbt_build(data_dir, days[-1], i) for i in range(repeats))
+                builds, node_runs = [], defaultdict(list)
+                for i in range(repeats):
+                    builds.append(dbt_build(data_dir, days[-1], i))
+                    run_results = json.loads((data_dir / "target-daily" / "run_results.json").read_text())
+                    for result in run_results["results"]:
+                        node_runs[result["unique_id"]].append(result["execution_time"])
+                medians[length] = statistics.median(builds)
+                nodes[length] = {node: statistics.median(seconds) for node, seconds in node_runs.items()}
                 print(f"history_{length}_days_dbt_build_median: {medians[length]:,.1f} s")
     week, year = lengths
     print(f"history_{year}_vs_{week}_days_dbt_build: {medians[year] / medians[week]:.2f} x (scale {scale})")
+    # where the difference is: the nodes (models, tests, hooks) whose median time grew most
+    growth = sorted(nodes[year], key=lambda node: nodes[week].get(node, 0.0) - nodes[year][node])
+    for node in growth[:5]:
+        print(
+            f"history_growth_{node.split('.')[2]}: {nodes[year][node] - nodes[week].get(node, 0.0):+.2f} s "
+            f"({nodes[week].get(node, 0.0):.2f} -> {nodes[year][node]:.2f} s)"
+        )
 
 
 def _sandbox_conn(conn_class, connection_id: str, base_url: str):
