@@ -461,6 +461,20 @@ def test_truth_faults_and_clock_endpoints(sandbox, world):
     assert r.json()["now"].startswith("2026-11-19T06:00")
 
 
+def test_prepare_makes_a_dates_days_so_that_a_pull_makes_none(clients, sandbox, world, monkeypatch):
+    r = requests.put(f"{sandbox.base_url}/sandbox/prepare", json={"date": DAY.isoformat()}, timeout=TIMEOUT)
+    assert r.json()["records"] == {p: len(world.orders(p, DAY, corrected=False)) for p in encode.ENCODERS}
+    made = []
+    real_orders = World.orders
+    monkeypatch.setattr(World, "orders", lambda *a, **kw: made.append(a[1:]) or real_orders(*a, **kw))
+    pages, total = clients.meituan_all()
+    assert total == r.json()["records"]["meituan"] and made == []  # served from what prepare made
+    sandbox.set_clock(datetime(2026, 11, 19, 6, 0, 1, tzinfo=CST))  # corrections out: another version
+    clients.meituan_all()
+    assert made == [("meituan", DAY)]
+    assert requests.put(f"{sandbox.base_url}/sandbox/prepare", json={"day": "x"}, timeout=TIMEOUT).status_code == 400
+
+
 def test_late_corrections_appear_from_d_plus_1_0600(clients, sandbox):
     before = {r["order_id"]: r for p in clients.meituan_all()[0] for r in p}
     sandbox.set_clock(datetime(2026, 11, 19, 6, 0, 1, tzinfo=CST))
