@@ -14,7 +14,7 @@ copies of the warehouse the last run published (with a partial parse from the da
 transform has: ``dbt_build``). Then the history ratio: a daily `dbt build` with a week of history loaded
 against one with a year, at a small scale, and the five dbt nodes whose time grew most (``history_ratio``).
 Then a city day: one daily run at scale 10 through `airflow dags test` on an empty warehouse, its tasks and
-the largest child's peak RSS (the sandbox holds its days in memory, ~5 GB at that scale; its own memory is
+the largest child's peak RSS (the sandbox holds its days in memory, ~6 GB at that scale; its own memory is
 not counted). Before each daily run the sandbox makes the days it will serve (``prepare_sandbox``): real
 platforms hold their data, so the fetch times our clients, not the fake generating orders on our cores.
 Last, `make demo` itself (70 days of history in one run, then three daily runs, into a temporary data root):
@@ -140,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-history", action="store_true", help="skip the week-against-a-year dbt builds")
     parser.add_argument("--history-scale", type=float, default=0.02, help="the scale of the history ratio")
-    parser.add_argument(
-        "--no-city-day", action="store_true", help="skip the city day (minutes, ~12 GB for the sandbox)"
-    )
+    parser.add_argument("--no-city-day", action="store_true", help="skip the city day (minutes, ~7 GB for the sandbox)")
     parser.add_argument("--city-scale", type=float, default=10.0)
     parser.add_argument(
         "--landing-root",
