@@ -26,59 +26,83 @@ units as (
 
 ),
 
-unit_days as (
+-- One row per unit, date and rider first: the riders behind each figure are then counted with plain
+-- counts. Nine count(distinct rider_key) over the orders kept a hash set per figure and unit-day, which at
+-- scale 1 with a month rebuilt (12M orders) spilled under dbt's memory limit while another mart ran.
+-- A NULL rider_key is one row here, and count(rider_key) skips it, as count(distinct rider_key) did.
+rider_days as (
 
     select
         unit_id,
         business_date,
-
+        rider_key,
         count(*) filter (where is_delivered) as deliveries,
-        count(distinct rider_key) filter (where is_delivered) as delivering_riders,
-
         count(*) filter (where status = 'cancelled') as cancellations,
-        count(distinct rider_key) filter (where status = 'cancelled') as cancelling_riders,
+        bool_or(last100_plausible) as timed,
+        count(*) filter (where is_delivered and entry_method is not null) as entries,
+        count(*) filter (where is_delivered and entry_method in ('code_scan', 'nfc_tap')) as entries_code_or_nfc,
+        count(*) filter (where is_delivered and entry_method = 'order_show') as entries_order_show,
+        count(*) filter (where is_delivered and entry_method = 'registration') as entries_registration,
+        count(*) filter (where is_delivered and parking = 'rider_bay') as parked_rider_bay,
+        count(*) filter (where is_delivered and parking = 'roadside') as parked_roadside,
+        count(*) filter (where is_delivered and locker_used) as lockers,
+        count(*) filter (where is_delivered and elderly_meal) as elderly_meals
+    from orders
+    group by unit_id, business_date, rider_key
 
-        median(last100_min) filter (where last100_plausible) as median_last100_min,
-        quantile_cont(last100_min, 0.9) filter (where last100_plausible) as p90_last100_min,
-        count(distinct rider_key) filter (where last100_plausible) as timed_riders,
+),
+
+-- the minutes' quantiles are over deliveries, not riders
+unit_minutes as (
+
+    select
+        unit_id,
+        business_date,
+        median(last100_min) as median_last100_min,
+        quantile_cont(last100_min, 0.9) as p90_last100_min
+    from orders
+    where last100_plausible
+    group by unit_id, business_date
+
+),
+
+unit_days as (
+
+    select
+        rider_days.unit_id,
+        rider_days.business_date,
+
+        cast(sum(rider_days.deliveries) as bigint) as deliveries,
+        count(rider_days.rider_key) filter (where rider_days.deliveries > 0) as delivering_riders,
+
+        cast(sum(rider_days.cancellations) as bigint) as cancellations,
+        count(rider_days.rider_key) filter (where rider_days.cancellations > 0) as cancelling_riders,
+
+        any_value(unit_minutes.median_last100_min) as median_last100_min,
+        any_value(unit_minutes.p90_last100_min) as p90_last100_min,
+        count(rider_days.rider_key) filter (where rider_days.timed) as timed_riders,
 
         -- Entry shares are over the deliveries where the rider had to enter (an entry method recorded).
-        {{ ratio(
-            "count(*) filter (where is_delivered and entry_method in ('code_scan', 'nfc_tap'))",
-            "count(*) filter (where is_delivered and entry_method is not null)"
-        ) }} as share_entry_code_or_nfc,
-        {{ ratio(
-            "count(*) filter (where is_delivered and entry_method = 'order_show')",
-            "count(*) filter (where is_delivered and entry_method is not null)"
-        ) }} as share_entry_order_show,
-        {{ ratio(
-            "count(*) filter (where is_delivered and entry_method = 'registration')",
-            "count(*) filter (where is_delivered and entry_method is not null)"
-        ) }} as share_entry_registration,
-        count(distinct rider_key) filter (where is_delivered and entry_method is not null) as entering_riders,
+        {{ ratio("sum(rider_days.entries_code_or_nfc)", "sum(rider_days.entries)") }} as share_entry_code_or_nfc,
+        {{ ratio("sum(rider_days.entries_order_show)", "sum(rider_days.entries)") }} as share_entry_order_show,
+        {{ ratio("sum(rider_days.entries_registration)", "sum(rider_days.entries)") }} as share_entry_registration,
+        count(rider_days.rider_key) filter (where rider_days.entries > 0) as entering_riders,
 
         -- Parking and locker shares are over all deliveries.
-        {{ ratio(
-            "count(*) filter (where is_delivered and parking = 'rider_bay')",
-            "count(*) filter (where is_delivered)"
-        ) }} as share_parked_rider_bay,
-        {{ ratio(
-            "count(*) filter (where is_delivered and parking = 'roadside')",
-            "count(*) filter (where is_delivered)"
-        ) }} as share_parked_roadside,
-        {{ ratio(
-            "count(*) filter (where is_delivered and locker_used)",
-            "count(*) filter (where is_delivered)"
-        ) }} as share_locker,
-        count(distinct rider_key) filter (where is_delivered and parking = 'rider_bay') as rider_bay_riders,
-        count(distinct rider_key) filter (where is_delivered and parking = 'roadside') as roadside_riders,
-        count(distinct rider_key) filter (where is_delivered and locker_used) as locker_riders,
+        {{ ratio("sum(rider_days.parked_rider_bay)", "sum(rider_days.deliveries)") }} as share_parked_rider_bay,
+        {{ ratio("sum(rider_days.parked_roadside)", "sum(rider_days.deliveries)") }} as share_parked_roadside,
+        {{ ratio("sum(rider_days.lockers)", "sum(rider_days.deliveries)") }} as share_locker,
+        count(rider_days.rider_key) filter (where rider_days.parked_rider_bay > 0) as rider_bay_riders,
+        count(rider_days.rider_key) filter (where rider_days.parked_roadside > 0) as roadside_riders,
+        count(rider_days.rider_key) filter (where rider_days.lockers > 0) as locker_riders,
 
-        count(*) filter (where is_delivered and elderly_meal) as elderly_meal_deliveries,
-        count(distinct rider_key) filter (where is_delivered and elderly_meal) as elderly_meal_riders
+        cast(sum(rider_days.elderly_meals) as bigint) as elderly_meal_deliveries,
+        count(rider_days.rider_key) filter (where rider_days.elderly_meals > 0) as elderly_meal_riders
 
-    from orders
-    group by unit_id, business_date
+    from rider_days
+    left join unit_minutes
+        on rider_days.unit_id = unit_minutes.unit_id and rider_days.business_date = unit_minutes.business_date
+    group by rider_days.unit_id, rider_days.business_date
 
 ),
 
