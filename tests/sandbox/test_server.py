@@ -467,7 +467,7 @@ def test_prepare_makes_a_dates_days_so_that_a_pull_makes_none(clients, sandbox, 
     made = []
     real_orders = World.orders
     monkeypatch.setattr(World, "orders", lambda *a, **kw: made.append(a[1:]) or real_orders(*a, **kw))
-    pages, total = clients.meituan_all()
+    _, total = clients.meituan_all()
     assert total == r.json()["records"]["meituan"] and made == []  # served from what prepare made
     sandbox.set_clock(datetime(2026, 11, 19, 6, 0, 1, tzinfo=CST))  # corrections out: another version
     clients.meituan_all()

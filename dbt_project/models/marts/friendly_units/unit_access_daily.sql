@@ -27,8 +27,8 @@ units as (
 ),
 
 -- One row per unit, date and rider first: the riders behind each figure are then counted with plain
--- counts. Nine count(distinct rider_key) over the orders kept a hash set per figure and unit-day, which at
--- scale 1 with a month rebuilt (12M orders) spilled under dbt's memory limit while another mart ran.
+-- counts. Nine count(distinct rider_key) over the orders kept a hash set per figure and unit-day: at scale 1
+-- with a month rebuilt (12M orders) under dbt's 3GB limit that took 56-60 s, against ~4 s this way.
 -- A NULL rider_key is one row here, and count(rider_key) skips it, as count(distinct rider_key) did.
 rider_days as (
 
