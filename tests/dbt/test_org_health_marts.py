@@ -258,9 +258,12 @@ class Scenario:
         ]
 
     def check_ins(self) -> list[tuple[int, date]]:
-        """(rider, day) check-ins: rider 11 on the first day of d2's 30-day window, rider 12 the day before
-        it (inside d1's window only), rider 13 on d2 itself (after d1)."""
-        return [(11, self.d2 - timedelta(days=29)), (12, self.d2 - timedelta(days=30)), (13, self.d2)]
+        """(rider, day) check-ins: riders 11, 14, 15 and 16 on the first day of d2's 30-day window, rider 12
+        the day before it (inside d1's window only), rider 13 on d2 itself (after d1). So d1 and d2 each
+        have K = 5 visitors, published, and a window one day longer or shorter at either end changes d2's
+        count (6, or 1 and suppressed)."""
+        first = self.d2 - timedelta(days=29)
+        return [(11, first), (14, first), (15, first), (16, first), (12, first - timedelta(days=1)), (13, self.d2)]
 
     def within_reach(self, day: date, lng: float, lat: float) -> bool:
         return any(
