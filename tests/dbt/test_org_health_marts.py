@@ -739,3 +739,37 @@ def test_pipeline_runs_before_and_after_the_gates(built):
             "20261103T0300",
         ),
     ]
+
+
+# district_daily_kpis' cells and the riders each stands on, recounted from the orders (the model counts a
+# day's riders from one row per date and rider). The scenario's dates have 4, 5 and 6 such riders for
+# these two cells; its deliveries always stand on 6 riders, so the other cells could not tell.
+_KPI_ORDERS = """(select o.*, coalesce(u.friendly_since <= o.business_date, false) as to_friendly
+    from intermediate.int_orders_matched o left join seeds.units u using (unit_id))"""
+KPI_PEOPLE = {
+    "share_to_friendly_units": """case
+        when count(distinct rider_key) filter (where is_delivered and to_friendly) = 0
+            then count(distinct rider_key) filter (where is_delivered)
+        else least(count(distinct rider_key) filter (where is_delivered and to_friendly),
+                   count(distinct rider_key) filter (where is_delivered)) end""",
+    "median_last100_min_friendly": "count(distinct rider_key) filter (where last100_plausible and to_friendly)",
+}
+
+
+@pytest.mark.parametrize("cell", KPI_PEOPLE)
+def test_district_kpis_cells_stand_on_k_riders(built, cell):
+    """A date's cell behind 1..K-1 riders is NULL and named in suppressed_cells; a published one stands on 0
+    or >= K riders, and the scenario has dates of both kinds."""
+    rows = query(
+        built["warehouse"],
+        f"""
+        select k.{cell}, r.n, list_contains(string_split(k.suppressed_cells, ','), '{cell}')
+        from marts.district_daily_kpis k
+        inner join (select business_date, {KPI_PEOPLE[cell]} as n from {_KPI_ORDERS} group by all) r
+            using (business_date)""",
+    )
+    small = [r for r in rows if 0 < r[1] < K_ANON]
+    published = [r for r in rows if r[0] is not None]
+    assert small and [r for r in published if r[1] >= K_ANON], rows
+    assert all(value is None and named for value, _, named in small), small
+    assert all(n == 0 or n >= K_ANON for _, n, _ in published), published

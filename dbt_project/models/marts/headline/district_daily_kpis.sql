@@ -31,22 +31,17 @@ orders as (
 
 ),
 
-delivery_days as (
+-- the date's figures over its orders: counts and medians
+order_days as (
 
     select
         business_date,
         count(*) filter (where is_delivered) as deliveries,
-        count(distinct rider_key) filter (where is_delivered) as delivering_riders,
         count(*) filter (where is_delivered and to_friendly_unit) as deliveries_to_friendly_units,
-        count(distinct rider_key) filter (where is_delivered and to_friendly_unit) as friendly_delivering_riders,
         median(last100_min) filter (where last100_plausible and to_friendly_unit) as median_last100_min_friendly,
-        count(distinct rider_key) filter (where last100_plausible and to_friendly_unit) as timed_riders_friendly,
         median(last100_min) filter (
             where last100_plausible and is_matched and not to_friendly_unit
         ) as median_last100_min_non_friendly,
-        count(distinct rider_key) filter (
-            where last100_plausible and is_matched and not to_friendly_unit
-        ) as timed_riders_non_friendly,
         -- data health, deliveries to units only (a gate time exists only there: a delivery outside any
         -- unit has none by nature): no gate time, or a last-100 value missing or outside (0, 120] minutes
         count(*) filter (where is_delivered and is_matched and not has_gate_time) as unit_deliveries_no_gate_time,
@@ -55,6 +50,49 @@ delivery_days as (
         ) as unit_deliveries_last100_out_of_range
     from orders
     group by business_date
+
+),
+
+-- One row per date and rider (the orders without a rider in one row of their own): which figures the
+-- rider is behind, so that the riders are counted with plain counts, not count(distinct) over every order
+-- of the rebuilt months (as unit_access_daily does).
+rider_days as (
+
+    select
+        business_date,
+        rider_key,
+        bool_or(is_delivered) as delivered,
+        bool_or(is_delivered and to_friendly_unit) as delivered_friendly,
+        bool_or(last100_plausible and to_friendly_unit) as timed_friendly,
+        bool_or(last100_plausible and is_matched and not to_friendly_unit) as timed_non_friendly
+    from orders
+    group by business_date, rider_key
+
+),
+
+rider_counts as (
+
+    select
+        business_date,
+        count(rider_key) filter (where delivered) as delivering_riders,
+        count(rider_key) filter (where delivered_friendly) as friendly_delivering_riders,
+        count(rider_key) filter (where timed_friendly) as timed_riders_friendly,
+        count(rider_key) filter (where timed_non_friendly) as timed_riders_non_friendly
+    from rider_days
+    group by business_date
+
+),
+
+delivery_days as (
+
+    select
+        order_days.*,
+        rider_counts.delivering_riders,
+        rider_counts.friendly_delivering_riders,
+        rider_counts.timed_riders_friendly,
+        rider_counts.timed_riders_non_friendly
+    from order_days
+    inner join rider_counts on order_days.business_date = rider_counts.business_date
 
 ),
 
