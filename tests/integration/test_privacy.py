@@ -125,8 +125,9 @@ def test_union_membership_counts_recounted(district):
                 assert value == n and (n == 0 or n >= K), (month, column, value, n)
 
 
-# Counts of events (deliveries, visits, points) and the people each stands on, recounted from
-# intermediate/staging: (mart, column, key columns, SQL giving the keys and n = distinct riders).
+# Counts of events (deliveries, visits, points), and some medians and shares, and the people each stands
+# on, recounted from intermediate/staging: (mart, column, key columns, SQL giving the keys and n = distinct
+# riders).
 _ORDERS = "intermediate.int_orders_matched"
 _EVENTS = "staging.stg_stations__events"
 _UNIT_STREET = f"""(select o.*, coalesce(u.street_id, 'unmatched') as street_id,
@@ -153,6 +154,33 @@ EVENT_COUNTS = [
         "unit_id, business_date",
         f"select unit_id, business_date, count(distinct rider_key) filter (where is_delivered and elderly_meal) "
         f"as n from {_ORDERS} where unit_id is not null group by all",
+    ),
+    # unit_access_daily counts its riders from one row per unit, date and rider: its medians and shares are
+    # recounted here too, from the orders
+    (
+        "unit_access_daily",
+        "median_last100_min",
+        "unit_id, business_date",
+        f"select unit_id, business_date, count(distinct rider_key) filter (where last100_plausible) as n "
+        f"from {_ORDERS} where unit_id is not null group by all",
+    ),
+    (
+        "unit_access_daily",
+        "share_entry_code_or_nfc",
+        "unit_id, business_date",
+        f"select unit_id, business_date, "
+        f"count(distinct rider_key) filter (where is_delivered and entry_method is not null) as n "
+        f"from {_ORDERS} where unit_id is not null group by all",
+    ),
+    (
+        "unit_access_daily",
+        "share_locker",
+        "unit_id, business_date",
+        # a share's people (macro share_people): the fewer of its numerator's and denominator's riders
+        "select unit_id, business_date, case when lockers = 0 then riders else least(lockers, riders) end as n "
+        "from (select unit_id, business_date, count(distinct rider_key) filter (where is_delivered) as riders, "
+        "count(distinct rider_key) filter (where is_delivered and locker_used) as lockers "
+        f"from {_ORDERS} where unit_id is not null group by all)",
     ),
     (
         "service_circle_daily",
