@@ -9,7 +9,10 @@
 
 with
 
-orders as (
+-- Not materialized: read from the table by each of the two CTEs below. Materialized (DuckDB's default for a
+-- CTE read twice), a month of orders is held in memory whole: late in a month at scale 1 the model's SQL
+-- failed under a 1GB limit (out of memory); inlined it runs in 4.1 s under 1GB, spilling 1.6 GB.
+orders as not materialized (
 
     select * from {{ ref('int_orders_matched') }}
     where unit_id is not null

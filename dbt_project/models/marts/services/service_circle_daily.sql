@@ -10,19 +10,12 @@
 {#- Mean Earth radius, the same as macro distance_m, so a grid cell is exactly R metres of latitude. -#}
 {%- set earth_radius_m = 6371008.8 -%}
 {%- set radius_m = var('service_radius_m') -%}
-{#- Grid cells per radius: cells R / n wide, each station in its (2n + 1) x (2n + 1) block (see grid). A
-    month's rebuild at scale 1 (12.8M orders), the model's SQL alone: n 4: 4.3 s, 8: 3.0 s, 16: 3.1 s. -#}
-{%- set n = 8 -%}
 
 with
 
 orders as (
 
-    -- rowid: a delivery's integer id within this query, cheaper to match on than its order key
-    select
-        *,
-        rowid as order_row
-    from {{ ref('int_orders_matched') }}
+    select * from {{ ref('int_orders_matched') }}
     {%- if is_incremental() %}
         -- the months the run rebuilds (macros/incremental_window.sql), delete+insert by business_date
         where business_date >= {{ reprocess_month_from() }}
@@ -33,8 +26,8 @@ orders as (
 deliveries as (
 
     select
-        orders.order_row,
         orders.business_date,
+        orders.order_key,
         orders.rider_key,
         orders.dest_lng,
         orders.dest_lat,
@@ -58,15 +51,15 @@ rest_stations as (
 
 ),
 
--- Grid of cells at least R / n metres on each side: R / n of latitude exactly, R / n of longitude at the
--- highest station latitude plus 1 degree (cells only widen towards the equator). Two points within R of
--- each other then lie at most n cells apart on each axis, so each station is put in its (2n + 1) x (2n + 1)
--- block and a delivery meets only the stations of its own cell, never every station.
+-- Grid of cells at least R metres on each side: R of latitude exactly, R of longitude at the highest
+-- station latitude plus 1 degree (cells only widen towards the equator). Two points within R of each
+-- other then lie in the same or neighbouring cells, so each station is put in its 3 x 3 block and a
+-- delivery meets only the stations of its own cell, never every station.
 grid as (
 
     select
-        degrees({{ radius_m }} / {{ earth_radius_m }}) / {{ n }} as lat_step,
-        degrees({{ radius_m }} / ({{ earth_radius_m }} * cos(radians(least(max(abs(lat)) + 1, 89))))) / {{ n }}
+        degrees({{ radius_m }} / {{ earth_radius_m }}) as lat_step,
+        degrees({{ radius_m }} / ({{ earth_radius_m }} * cos(radians(least(max(abs(lat)) + 1, 89)))))
             as lng_step
     from rest_stations
 
@@ -79,111 +72,41 @@ station_cells as (
         rest_stations.lng,
         rest_stations.lat,
         rest_stations.opened_on,
-        grid.lng_step,
-        grid.lat_step,
         cast(floor(rest_stations.lng / grid.lng_step) as bigint) + dx.step as cell_x,
         cast(floor(rest_stations.lat / grid.lat_step) as bigint) + dy.step as cell_y
     from rest_stations
     cross join grid
-    cross join range(-{{ n }}, {{ n }} + 1) as dx (step)
-    cross join range(-{{ n }}, {{ n }} + 1) as dy (step)
+    cross join (values (-1), (0), (1)) as dx (step)
+    cross join (values (-1), (0), (1)) as dy (step)
 
 ),
 
--- A cell is whole within a station's reach when its farthest corner is: the great-circle distance from a
--- point grows with the difference in longitude along a parallel and has one minimum along a meridian,
--- so over a cell it is largest at a corner. 1 mm of margin covers a destination placed in the cell
--- next door by rounding. A delivery in such a cell is within reach without a distance of its own.
-station_cell_reach as (
+-- deliveries within R metres of a rest station open on the delivery's date
+within_reach as (
 
-    select
-        station_id,
-        lng,
-        lat,
-        opened_on,
-        cell_x,
-        cell_y,
-        greatest(
-            {{ distance_m('cell_x * lng_step', 'cell_y * lat_step', 'lng', 'lat') }},
-            {{ distance_m('(cell_x + 1) * lng_step', 'cell_y * lat_step', 'lng', 'lat') }},
-            {{ distance_m('cell_x * lng_step', '(cell_y + 1) * lat_step', 'lng', 'lat') }},
-            {{ distance_m('(cell_x + 1) * lng_step', '(cell_y + 1) * lat_step', 'lng', 'lat') }}
-        ) <= {{ radius_m }} - 0.001 as whole_cell
-    from station_cells
-
-),
-
--- per cell, the first date a station open that day reaches all of it (NULL: none does)
-cells as (
-
-    select
-        cell_x,
-        cell_y,
-        min(opened_on) filter (where whole_cell) as whole_from
-    from station_cell_reach
-    group by cell_x, cell_y
-
-),
-
-placed as (
-
-    select
-        deliveries.*,
-        cells.cell_x,
-        cells.cell_y,
-        coalesce(deliveries.business_date >= cells.whole_from, false) as in_whole_cell
+    select distinct deliveries.order_key
     from deliveries
     cross join grid
-    left join cells
+    inner join station_cells
         on
-            cast(floor(deliveries.dest_lng / grid.lng_step) as bigint) = cells.cell_x
-            and cast(floor(deliveries.dest_lat / grid.lat_step) as bigint) = cells.cell_y
-
-),
-
--- the other deliveries within R metres of a rest station open on the delivery's date, from the stations
--- whose reach covers part of their cell (a delivery near several stations appears once for each). A
--- station that reaches the whole cell is not open on the date, or the delivery would be in_whole_cell.
-within_part_cell as (
-
-    select placed.order_row
-    from placed
-    inner join station_cell_reach as stations
-        on
-            placed.cell_x = stations.cell_x
-            and placed.cell_y = stations.cell_y
-            and placed.business_date >= stations.opened_on
+            cast(floor(deliveries.dest_lng / grid.lng_step) as bigint) = station_cells.cell_x
+            and cast(floor(deliveries.dest_lat / grid.lat_step) as bigint) = station_cells.cell_y
+            and deliveries.business_date >= station_cells.opened_on
     where
-        not placed.in_whole_cell
-        and not stations.whole_cell
-        and {{ distance_m('placed.dest_lng', 'placed.dest_lat', 'stations.lng', 'stations.lat') }} <= {{ radius_m }}
+        {{ distance_m('deliveries.dest_lng', 'deliveries.dest_lat', 'station_cells.lng', 'station_cells.lat') }}
+        <= {{ radius_m }}
 
 ),
 
-reach as (
+-- active riders of a street and date: at least one delivery there that day
+street_riders as (
 
-    select
-        placed.business_date,
-        placed.street_id,
-        placed.rider_key,
-        placed.in_whole_cell
-        or placed.order_row in (select within_part_cell.order_row from within_part_cell) as within_reach
-    from placed
-
-),
-
--- One row per street, date and rider (the deliveries without a rider in one row of their own), so that the
--- riders are counted with plain counts, not count(distinct) over every delivery.
-rider_days as (
-
-    select
+    select distinct
         business_date,
         street_id,
-        rider_key,
-        count(*) as deliveries,
-        count(*) filter (where within_reach) as deliveries_within_reach
-    from reach
-    group by business_date, street_id, rider_key
+        rider_key
+    from deliveries
+    where rider_key is not null
 
 ),
 
@@ -201,33 +124,43 @@ check_ins as (
 
 ),
 
--- whether the rider of a rider day checked in at any station in the 30 days ending on the date
--- (D-29 .. D): their latest check-in on or before the date (an ASOF join, one row per rider day)
-rider_visits as (
+-- riders who checked in at any station in the 30 days ending on the date (D-29 .. D)
+visitors as (
 
-    select
-        rider_days.*,
-        coalesce(check_ins.event_date >= rider_days.business_date - 29, false) as visited_30d
-    from rider_days
-    asof left join check_ins
+    select distinct
+        street_riders.business_date,
+        street_riders.street_id,
+        street_riders.rider_key
+    from street_riders
+    inner join check_ins
         on
-            rider_days.rider_key = check_ins.rider_key
-            and rider_days.business_date >= check_ins.event_date
+            street_riders.rider_key = check_ins.rider_key
+            and check_ins.event_date between street_riders.business_date - 29 and street_riders.business_date
 
 ),
 
 street_days as (
 
     select
+        deliveries.business_date,
+        deliveries.street_id,
+        count(*) as deliveries,
+        count(within_reach.order_key) as deliveries_within_reach,
+        count(distinct deliveries.rider_key) as delivering_riders,
+        count(distinct deliveries.rider_key) filter (where within_reach.order_key is not null) as reaching_riders
+    from deliveries
+    left join within_reach on deliveries.order_key = within_reach.order_key
+    group by deliveries.business_date, deliveries.street_id
+
+),
+
+street_visitors as (
+
+    select
         business_date,
         street_id,
-        -- sums of counts are HUGEINT in DuckDB: cast back to the counts' BIGINT
-        cast(sum(deliveries) as bigint) as deliveries,
-        cast(sum(deliveries_within_reach) as bigint) as deliveries_within_reach,
-        count(rider_key) as delivering_riders,
-        count(rider_key) filter (where deliveries_within_reach > 0) as reaching_riders,
-        count(rider_key) filter (where visited_30d) as riders_visited_30d
-    from rider_visits
+        count(*) as riders_visited_30d
+    from visitors
     group by business_date, street_id
 
 ),
@@ -244,12 +177,17 @@ final as (
                 'cast(street_days.deliveries_within_reach as double) / street_days.deliveries',
                 share_people('street_days.reaching_riders', 'street_days.delivering_riders')],
             'active_riders': ['street_days.delivering_riders', 'street_days.delivering_riders'],
-            'riders_visited_30d': ['street_days.riders_visited_30d', 'street_days.riders_visited_30d'],
+            'riders_visited_30d': [
+                'coalesce(street_visitors.riders_visited_30d, 0)', 'coalesce(street_visitors.riders_visited_30d, 0)'],
             'share_riders_visited_30d': [
-                'cast(street_days.riders_visited_30d as double) / street_days.delivering_riders',
-                share_people('street_days.riders_visited_30d', 'street_days.delivering_riders')],
+                'cast(coalesce(street_visitors.riders_visited_30d, 0) as double) / street_days.delivering_riders',
+                share_people('street_visitors.riders_visited_30d', 'street_days.delivering_riders')],
         }) }}
     from street_days
+    left join street_visitors
+        on
+            street_days.business_date = street_visitors.business_date
+            and street_days.street_id = street_visitors.street_id
 
 ),
 
