@@ -81,8 +81,6 @@ unit_days as (
         cast(sum(rider_days.cancellations) as bigint) as cancellations,
         count(rider_days.rider_key) filter (where rider_days.cancellations > 0) as cancelling_riders,
 
-        any_value(unit_minutes.median_last100_min) as median_last100_min,
-        any_value(unit_minutes.p90_last100_min) as p90_last100_min,
         count(rider_days.rider_key) filter (where rider_days.timed) as timed_riders,
 
         -- Entry shares are over the deliveries where the rider had to enter (an entry method recorded).
@@ -103,8 +101,6 @@ unit_days as (
         count(rider_days.rider_key) filter (where rider_days.elderly_meals > 0) as elderly_meal_riders
 
     from rider_days
-    left join unit_minutes
-        on rider_days.unit_id = unit_minutes.unit_id and rider_days.business_date = unit_minutes.business_date
     group by rider_days.unit_id, rider_days.business_date
 
 ),
@@ -120,8 +116,8 @@ final as (
         {{ k_anonymise({
             'deliveries': ['unit_days.deliveries', 'unit_days.delivering_riders'],
             'cancellations': ['unit_days.cancellations', 'unit_days.cancelling_riders'],
-            'median_last100_min': ['unit_days.median_last100_min', 'unit_days.timed_riders'],
-            'p90_last100_min': ['unit_days.p90_last100_min', 'unit_days.timed_riders'],
+            'median_last100_min': ['unit_minutes.median_last100_min', 'unit_days.timed_riders'],
+            'p90_last100_min': ['unit_minutes.p90_last100_min', 'unit_days.timed_riders'],
             'share_entry_code_or_nfc': ['unit_days.share_entry_code_or_nfc', 'unit_days.entering_riders'],
             'share_entry_order_show': ['unit_days.share_entry_order_show', 'unit_days.entering_riders'],
             'share_entry_registration': ['unit_days.share_entry_registration', 'unit_days.entering_riders'],
@@ -138,6 +134,9 @@ final as (
         }) }}
     from unit_days
     inner join units on unit_days.unit_id = units.unit_id
+    -- a unit-day without a plausible last-100 time has no row there: its quantiles are NULL by nature
+    left join unit_minutes
+        on unit_days.unit_id = unit_minutes.unit_id and unit_days.business_date = unit_minutes.business_date
 
 ),
 

@@ -11,9 +11,7 @@
 
 with
 
--- Not materialized: read by two CTEs below, and DuckDB would otherwise hold a month of orders in memory
--- whole, which the model beside it on dbt's other thread cannot get back (unit_access_daily's comment).
-orders as not materialized (
+orders as (
 
     select
         orders.business_date,
